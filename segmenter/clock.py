@@ -1,0 +1,44 @@
+"""Per-partition event-time watermark (SPEC section 3)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from segmenter.timeutil import day_of_micros
+
+
+class PartitionClock(msgspec.Struct, omit_defaults=True):
+    """Largest event time seen per input kind on one partition, and the forced floor (`clock advance`/wall).
+
+    Persisted in a table so a restarted or rebalanced worker continues from it.
+    """
+
+    partition: int
+    max_ts: dict[str, int] = msgspec.field(default_factory=dict)  # input kind -> epoch micros
+    floor_ts: int | None = None  # epoch micros, raised by `clock advance` and by the wall clock
+
+    def watermark_micros(self) -> int | None:
+        candidates = []
+        if self.max_ts:
+            candidates.append(min(self.max_ts.values()))
+        if self.floor_ts is not None:
+            candidates.append(self.floor_ts)
+        return max(candidates) if candidates else None
+
+    def watermark_day(self) -> int | None:
+        micros = self.watermark_micros()
+        return None if micros is None else day_of_micros(micros)
+
+    def observe(self, kind: str, ts_micros: int) -> bool:
+        """Record an event time; True when the stored state changed."""
+        current = self.max_ts.get(kind)
+        if current is None or ts_micros > current:
+            self.max_ts[kind] = ts_micros
+            return True
+        return False
+
+    def raise_floor(self, ts_micros: int) -> bool:
+        if self.floor_ts is None or ts_micros > self.floor_ts:
+            self.floor_ts = ts_micros
+            return True
+        return False

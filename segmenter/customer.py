@@ -1,0 +1,121 @@
+"""Per-customer aggregate (SPEC section 4): sparse day buckets plus lifetime totals.
+
+Only days that hold events are stored, as parallel sorted lists (cheap to encode, cheap to bisect);
+days that left every window the customer can still be evaluated at are pruned.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+import msgspec
+
+from segmenter.events import Event
+from segmenter.timeutil import MICROS_PER_DAY, day_of_micros
+
+
+class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Everything the segmenter keeps about one customer; stored in the table, encoded with msgpack."""
+
+    customer_id: str
+    partition: int
+    day: int | None = None  # evaluation day D_c; None until the first applied event
+    as_of: int | None = None  # day of the evaluation that last wrote the Redis record
+    version: int = 0  # Redis record version: +1 per applied event and per transition day
+    newest_ts: int | None = None  # epoch micros of the newest applied event (de-dup horizon)
+    p_days: list[int] = msgspec.field(default_factory=list)  # days with purchases or refunds, ascending
+    p_count: list[int] = msgspec.field(default_factory=list)  # purchases per day
+    p_cents: list[int] = msgspec.field(default_factory=list)  # purchase cents per day
+    r_cents: list[int] = msgspec.field(default_factory=list)  # refund cents per day
+    i_days: list[int] = msgspec.field(default_factory=list)  # days with interactions, ascending
+    i_count: list[int] = msgspec.field(default_factory=list)
+    lifetime_purchases: int = 0
+    lifetime_cents: int = 0
+    first_purchase_ts: int | None = None
+    first_purchase_at: str | None = None
+    last_purchase_ts: int | None = None
+    last_purchase_at: str | None = None
+    last_interaction_day: int | None = None
+    tiers: dict[str, str] = msgspec.field(default_factory=dict)
+    seqs: dict[str, int] = msgspec.field(default_factory=dict)
+    seen: dict[str, int] = msgspec.field(default_factory=dict)  # event_id -> ts micros, within the horizon
+    next_due: int | None = None  # next day on which a tier can change without any new event
+
+    @property
+    def first_purchase_day(self) -> int | None:
+        return None if self.first_purchase_ts is None else day_of_micros(self.first_purchase_ts)
+
+    @property
+    def last_purchase_day(self) -> int | None:
+        return None if self.last_purchase_ts is None else day_of_micros(self.last_purchase_ts)
+
+
+def is_duplicate(state: CustomerState, event: Event, horizon_micros: int) -> bool:
+    """SPEC section 2: same event_id already applied, and ts within the horizon of the newest event."""
+    if event.event_id not in state.seen:
+        return False
+    return state.newest_ts is None or event.ts_micros >= state.newest_ts - horizon_micros
+
+
+def apply_event(state: CustomerState, event: Event, horizon_micros: int) -> None:
+    """Fold one validated, non-duplicate event into the aggregate."""
+    if event.is_interaction:
+        _add_to_buckets(state.i_days, (state.i_count,), event.day, (1,))
+        if state.last_interaction_day is None or event.day > state.last_interaction_day:
+            state.last_interaction_day = event.day
+    elif event.is_purchase:
+        _add_to_buckets(
+            state.p_days, (state.p_count, state.p_cents, state.r_cents), event.day, (1, event.amount_cents, 0)
+        )
+        state.lifetime_purchases += 1
+        state.lifetime_cents += event.amount_cents
+        if state.first_purchase_ts is None or event.ts_micros < state.first_purchase_ts:
+            state.first_purchase_ts, state.first_purchase_at = event.ts_micros, event.ts
+        if state.last_purchase_ts is None or event.ts_micros > state.last_purchase_ts:
+            state.last_purchase_ts, state.last_purchase_at = event.ts_micros, event.ts
+    else:  # refund
+        _add_to_buckets(
+            state.p_days, (state.p_count, state.p_cents, state.r_cents), event.day, (0, 0, event.amount_cents)
+        )
+        state.lifetime_cents -= event.amount_cents
+    if state.newest_ts is None or event.ts_micros > state.newest_ts:
+        state.newest_ts = event.ts_micros
+    state.seen[event.event_id] = event.ts_micros
+    _prune_seen(state, horizon_micros)
+
+
+def prune_buckets(state: CustomerState, keep_from_day_purchases: int, keep_from_day_interactions: int) -> None:
+    """Drop buckets of days before the given first days (they are outside every window still needed)."""
+    cut = bisect_left(state.p_days, keep_from_day_purchases)
+    if cut:
+        del state.p_days[:cut], state.p_count[:cut], state.p_cents[:cut], state.r_cents[:cut]
+    cut = bisect_left(state.i_days, keep_from_day_interactions)
+    if cut:
+        del state.i_days[:cut], state.i_count[:cut]
+
+
+def _add_to_buckets(days: list[int], columns: tuple[list[int], ...], day: int, amounts: tuple[int, ...]) -> None:
+    if days and days[-1] == day:  # the common, in-order case
+        for column, amount in zip(columns, amounts, strict=True):
+            column[-1] += amount
+        return
+    index = bisect_left(days, day)
+    if index < len(days) and days[index] == day:
+        for column, amount in zip(columns, amounts, strict=True):
+            column[index] += amount
+        return
+    days.insert(index, day)
+    for column, amount in zip(columns, amounts, strict=True):
+        column.insert(index, amount)
+
+
+def _prune_seen(state: CustomerState, horizon_micros: int) -> None:
+    # Amortised: only sweep when the set has grown, and keep everything still inside the horizon.
+    if state.newest_ts is None or len(state.seen) < 16:
+        return
+    floor = state.newest_ts - horizon_micros
+    if min(state.seen.values()) < floor:
+        state.seen = {event_id: ts for event_id, ts in state.seen.items() if ts >= floor}
+
+
+DEFAULT_DEDUPE_HORIZON_MICROS = 7 * MICROS_PER_DAY

@@ -1,0 +1,311 @@
+"""The segmentation engine: events and clock ticks in, tier changes and projections out. Pure, no I/O.
+
+The stream layer feeds it one message at a time for a partition it owns and turns the returned `Effects`
+into Kafka sends, table writes and Redis writes. Every decision of SPEC sections 2-6 is taken here, so it is
+tested without a broker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+
+from segmenter.clock import PartitionClock
+from segmenter.customer import (
+    DEFAULT_DEDUPE_HORIZON_MICROS,
+    CustomerState,
+    apply_event,
+    is_duplicate,
+    prune_buckets,
+)
+from segmenter.events import DeadLetterReason, Event, InvalidEvent, Kind, decode_event
+from segmenter.features import FEATURE_NAMES, Features, WindowSums, render_feature
+from segmenter.rules import RuleSet
+from segmenter.timeline import Timeline
+from segmenter.timers import TimerIndex
+from segmenter.timeutil import day_iso, day_midnight_rfc3339, day_of_micros
+from segmenter.transitions import TierChange
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    currency: str = "USD"
+    dedupe_horizon_micros: int = DEFAULT_DEDUPE_HORIZON_MICROS
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    reason: DeadLetterReason
+    detail: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class Effects:
+    """What handling messages asks the outside world to do; accumulates over a batch."""
+
+    transitions: list[TierChange] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    projections: dict[str, CustomerState] = field(default_factory=dict)  # customers whose record to write
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, outcome) -> n
+    event_times: list[int] = field(default_factory=list)  # ts micros of applied events (lag metric)
+
+    def clear(self) -> None:
+        self.transitions.clear()
+        self.dead_letters.clear()
+        self.projections.clear()
+        self.outcomes.clear()
+        self.event_times.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class InputMessage:
+    kind: Kind
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+class Engine:
+    """Applies SPEC sections 2-6 to the customers of the partitions it is given messages for."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        customers: MutableMapping[str, CustomerState],
+        clocks: MutableMapping[str, PartitionClock],
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.rules = rules
+        self.timeline = Timeline(rules)
+        self.customers = customers
+        self.clocks = clocks
+        self.config = config or EngineConfig()
+        self._dimensions = rules.dimension_names
+        self._timers: dict[int, TimerIndex] = {}
+        # Clocks change on every event; the table only hears of day changes (all evaluation needs), so the
+        # exact times live here. Rebuilt from the table after a restart or rebalance.
+        self._clock_cache: dict[int, PartitionClock] = {}
+        self._keep_purchase_days = rules.value_days
+        self._keep_interaction_days = rules.engagement_days
+
+    # ------------------------------------------------------------------ partitions
+    def forget_partitions(self) -> None:
+        """Drop timer indexes and clocks (after a rebalance); they are rebuilt from the tables on next use."""
+        self._timers.clear()
+        self._clock_cache.clear()
+
+    def timers_for(self, partition: int) -> TimerIndex:
+        """The partition's timer index, rebuilt from the table the first time (restart / rebalance)."""
+        index = self._timers.get(partition)
+        if index is None:
+            index = TimerIndex()
+            for customer_id, state in self.customers.items():
+                if state.partition == partition and state.next_due is not None:
+                    index.schedule(customer_id, state.next_due)
+            self._timers[partition] = index
+        return index
+
+    def clock_for(self, partition: int) -> PartitionClock:
+        clock = self._clock_cache.get(partition)
+        if clock is None:
+            clock = self.clocks.get(str(partition)) or PartitionClock(partition=partition)
+            self._clock_cache[partition] = clock
+        return clock
+
+    # ------------------------------------------------------------------ inputs
+    def handle_input(self, message: InputMessage, effects: Effects, wall_floor_micros: int | None = None) -> None:
+        """Validate, de-duplicate and apply one input message (SPEC sections 2, 3, 6)."""
+        try:
+            event = decode_event(message.kind, message.key, message.value, self.config.currency)
+        except InvalidEvent as invalid:
+            effects.dead_letters.append(
+                DeadLetter(
+                    invalid.reason,
+                    invalid.detail,
+                    message.key,
+                    message.value,
+                    message.headers,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                )
+            )
+            effects.outcomes[(message.topic, "dead_letter")] += 1
+            return
+
+        partition = message.partition
+        clock = self.clock_for(partition)
+        old_watermark_day = clock.watermark_day()
+        changed = _observe(clock, message.kind.value, event.ts_micros)
+        if wall_floor_micros is not None:
+            changed |= _raise_floor(clock, wall_floor_micros)
+        if changed:
+            self.clocks[str(partition)] = clock
+        watermark_day = clock.watermark_day()
+
+        state = self.customers.get(event.customer_id)
+        if state is None:
+            state = CustomerState(customer_id=event.customer_id, partition=partition)
+        elif is_duplicate(state, event, self.config.dedupe_horizon_micros):
+            effects.outcomes[(message.topic, "duplicate")] += 1
+            effects.projections[state.customer_id] = state  # heals Redis if a crash cut the first write
+            self._advance_partition(partition, old_watermark_day, watermark_day, effects)
+            return
+
+        self._apply(state, event, watermark_day, effects)
+        effects.outcomes[(message.topic, "applied")] += 1
+        effects.event_times.append(event.ts_micros)
+        self._advance_partition(partition, old_watermark_day, watermark_day, effects)
+
+    def handle_clock(self, partition: int, floor_micros: int, effects: Effects) -> None:
+        """Raise the partition's watermark to at least `floor_micros` (`clock advance`, wall-clock ticks)."""
+        clock = self.clock_for(partition)
+        old_watermark_day = clock.watermark_day()
+        if _raise_floor(clock, floor_micros):
+            self.clocks[str(partition)] = clock
+        self._advance_partition(partition, old_watermark_day, clock.watermark_day(), effects)
+
+    # ------------------------------------------------------------------ evaluation
+    def _apply(self, state: CustomerState, event: Event, watermark_day: int | None, effects: Effects) -> None:
+        target = event.day if watermark_day is None else max(event.day, watermark_day)
+        if state.day is not None:
+            if state.day > target:
+                target = state.day
+            elif target > state.day:
+                self._advance_customer(state, target, effects)
+        apply_event(state, event, self.config.dedupe_horizon_micros)
+        features = WindowSums(state, self.rules.value_days, self.rules.engagement_days).at(target)
+        tiers = self.rules.classify(features)
+        self._record(state, target, tiers, features, event.ts, event.reason, event.event_id, effects)
+        state.day = target
+        self._finish(state, effects)
+
+    def _advance_customer(self, state: CustomerState, target: int, effects: Effects) -> None:
+        """Evaluate the customer at every day in (D_c, target] that changes a tier, then set D_c = target."""
+        assert state.day is not None
+        current = tuple(state.tiers.get(name) for name in self._dimensions)
+        for change in self.timeline.changes(state, state.day, current):
+            if change.day > target:
+                break
+            self._record(
+                state, change.day, change.tiers, change.features, day_midnight_rfc3339(change.day), "time", None,
+                effects,
+            )
+        state.day = target
+
+    def _record(
+        self,
+        state: CustomerState,
+        day: int,
+        tiers: tuple[str, ...],
+        features: Features,
+        at: str,
+        reason: str,
+        cause_event_id: str | None,
+        effects: Effects,
+    ) -> None:
+        """Emit a tier change per dimension that differs, and count one record write (SPEC sections 6, 7)."""
+        rendered: dict[str, object] | None = None
+        for index, (dimension, tier) in enumerate(zip(self._dimensions, tiers, strict=True)):
+            previous = state.tiers.get(dimension)
+            if previous == tier:
+                continue
+            if rendered is None:
+                rendered = {name: render_feature(name, features[name]) for name in FEATURE_NAMES}
+            seq = state.seqs.get(dimension, 0) + 1
+            state.seqs[dimension] = seq
+            state.tiers[dimension] = tier
+            effects.transitions.append(
+                TierChange(
+                    customer_id=state.customer_id,
+                    dimension=dimension,
+                    seq=seq,
+                    from_tier=previous,
+                    to_tier=tier,
+                    at=at,
+                    reason=reason,
+                    cause_event_id=cause_event_id,
+                    rules_version=self.rules.version,
+                    actions=self.rules.tier_actions(index, tier),
+                    features=rendered,
+                )
+            )
+        if rendered is not None or reason != "time":
+            state.version += 1
+            state.as_of = day
+            effects.projections[state.customer_id] = state
+
+    def _finish(self, state: CustomerState, effects: Effects) -> None:
+        """Prune what no window needs any more, find the next due day, store the state."""
+        assert state.as_of is not None and state.day is not None
+        prune_buckets(
+            state,
+            state.as_of - self._keep_purchase_days + 1,
+            state.as_of - self._keep_interaction_days + 1,
+        )
+        current = tuple(state.tiers.get(name) for name in self._dimensions)
+        first_change = next(self.timeline.changes(state, state.day, current), None)
+        state.next_due = None if first_change is None else first_change.day
+        self.timers_for(state.partition).schedule(state.customer_id, state.next_due)
+        self.customers[state.customer_id] = state
+
+    def _advance_partition(
+        self, partition: int, old_day: int | None, new_day: int | None, effects: Effects
+    ) -> None:
+        """The watermark passed a day boundary: bring every due customer of the partition up to it."""
+        if new_day is None or (old_day is not None and new_day <= old_day):
+            return
+        for customer_id in self.timers_for(partition).pop_due(new_day):
+            state = self.customers.get(customer_id)
+            if state is None or state.partition != partition or state.day is None or state.day >= new_day:
+                continue
+            self._advance_customer(state, new_day, effects)
+            self._finish(state, effects)
+
+    # ------------------------------------------------------------------ projection
+    def record_fields(self, state: CustomerState) -> dict[str, str]:
+        """The Redis hash of SPEC section 7 for a customer, as of its last written evaluation."""
+        assert state.as_of is not None
+        features = WindowSums(state, self.rules.value_days, self.rules.engagement_days).at(state.as_of)
+        fields: dict[str, str] = {}
+        for dimension in self._dimensions:
+            tier = state.tiers.get(dimension)
+            if tier is not None:
+                fields[dimension] = tier
+        for name in FEATURE_NAMES:
+            value = render_feature(name, features[name])
+            if value is not None:
+                fields[name] = str(value)
+        fields["as_of"] = day_iso(state.as_of)
+        if state.first_purchase_at is not None:
+            fields["first_purchase_at"] = state.first_purchase_at
+        if state.last_purchase_at is not None:
+            fields["last_purchase_at"] = state.last_purchase_at
+        fields["rules_version"] = self.rules.version
+        fields["version"] = str(state.version)
+        return fields
+
+
+def _observe(clock: PartitionClock, kind: str, ts_micros: int) -> bool:
+    """Observe an event time; report a change worth persisting (a new kind, or a new day)."""
+    previous = clock.max_ts.get(kind)
+    if not clock.observe(kind, ts_micros):
+        return False
+    return previous is None or day_of_micros(previous) != day_of_micros(ts_micros)
+
+
+def _raise_floor(clock: PartitionClock, floor_micros: int) -> bool:
+    previous = clock.floor_ts
+    if not clock.raise_floor(floor_micros):
+        return False
+    return previous is None or day_of_micros(previous) != day_of_micros(floor_micros)

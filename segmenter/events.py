@@ -1,0 +1,177 @@
+"""Input event decoding and validation (SPEC section 2).
+
+Every rejection carries one of the dead-letter reasons of the SPEC and a human-readable detail, so the
+stream layer can route the original bytes to the dead-letter topic without knowing any rule.
+Checks run in a fixed order, which decides the reason when a message has several defects:
+too_large, malformed_json, schema, key_mismatch, currency.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import msgspec
+
+from segmenter.money import AmountError, parse_amount_cents
+from segmenter.timeutil import TimestampError, day_of_micros, parse_rfc3339_micros
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_ID_CHARS = 128
+_INTERACTION_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$", re.ASCII)
+_CURRENCY_CODE = re.compile(r"^[A-Z]{3}$", re.ASCII)
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+class Kind(str, Enum):
+    """Which input topic a message came from; decides the schema."""
+
+    PURCHASES = "purchases"
+    INTERACTIONS = "interactions"
+
+
+class DeadLetterReason(str, Enum):
+    MALFORMED_JSON = "malformed_json"
+    SCHEMA = "schema"
+    KEY_MISMATCH = "key_mismatch"
+    TOO_LARGE = "too_large"
+    CURRENCY = "currency"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated input event. `ts` keeps the producer's text: it is echoed as `at` and `*_purchase_at`."""
+
+    event_id: str
+    customer_id: str
+    type: str  # purchase | refund | an interaction type
+    ts: str
+    ts_micros: int
+    day: int
+    amount_cents: int  # 0 for interactions
+
+    @property
+    def is_purchase(self) -> bool:
+        return self.type == "purchase"
+
+    @property
+    def is_refund(self) -> bool:
+        return self.type == "refund"
+
+    @property
+    def is_interaction(self) -> bool:
+        return self.amount_cents == 0
+
+    @property
+    def reason(self) -> str:
+        """The `reason` of tier changes this event causes."""
+        return self.type if self.type in ("purchase", "refund") else "interaction"
+
+
+class InvalidEvent(Exception):
+    """A message that must go to the dead-letter topic."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_event(kind: Kind, key: bytes | None, value: bytes | None, currency: str = "USD") -> Event:
+    """Decode and validate one input message; raise InvalidEvent with the SPEC's reason otherwise."""
+    if value is None:
+        raise InvalidEvent(DeadLetterReason.MALFORMED_JSON, "message has no value (tombstone)")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise InvalidEvent(
+            DeadLetterReason.TOO_LARGE, f"value is {len(value)} bytes, the limit is {MAX_MESSAGE_BYTES}"
+        )
+    try:
+        document = _decoder.decode(value)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise InvalidEvent(DeadLetterReason.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidEvent(DeadLetterReason.SCHEMA, f"event must be a JSON object, not {_json_type(document)}")
+    event = _validate(kind, document)
+    _check_key(key, event.customer_id)
+    if kind is Kind.PURCHASES and "currency" in document and document["currency"] != currency:
+        raise InvalidEvent(
+            DeadLetterReason.CURRENCY, f"currency {document['currency']!r} differs from configured {currency!r}"
+        )
+    return event
+
+
+def _validate(kind: Kind, doc: dict[str, Any]) -> Event:
+    event_id = _identifier(doc, "event_id")
+    customer_id = _identifier(doc, "customer_id")
+    event_type = doc.get("type")
+    if not isinstance(event_type, str):
+        raise _schema("type is required and must be a string")
+    ts = doc.get("ts")
+    if not isinstance(ts, str):
+        raise _schema("ts is required and must be an RFC 3339 string")
+    try:
+        ts_micros = parse_rfc3339_micros(ts)
+    except TimestampError as exc:
+        raise _schema(str(exc)) from None
+    amount_cents = 0
+    if kind is Kind.PURCHASES:
+        if event_type not in ("purchase", "refund"):
+            raise _schema(f"type must be 'purchase' or 'refund' on the purchases topic, not {event_type[:40]!r}")
+        if "amount" not in doc:
+            raise _schema("amount is required")
+        try:
+            amount_cents = parse_amount_cents(doc["amount"])
+        except AmountError as exc:
+            raise _schema(str(exc)) from None
+        if "currency" in doc and not (
+            isinstance(doc["currency"], str) and _CURRENCY_CODE.match(doc["currency"])
+        ):
+            raise _schema("currency must be an ISO 4217 code such as 'USD'")
+        for optional in ("order_id", "category"):
+            if optional in doc and not isinstance(doc[optional], str):
+                raise _schema(f"{optional} must be a string")
+    else:
+        if not _INTERACTION_TYPE.match(event_type):
+            raise _schema(f"interaction type {event_type[:40]!r} must match [a-z][a-z0-9_]{{0,31}}")
+        if "properties" in doc and not isinstance(doc["properties"], dict):
+            raise _schema("properties must be an object")
+    return Event(
+        event_id=event_id,
+        customer_id=customer_id,
+        type=event_type,
+        ts=ts,
+        ts_micros=ts_micros,
+        day=day_of_micros(ts_micros),
+        amount_cents=amount_cents,
+    )
+
+
+def _identifier(doc: dict[str, Any], field: str) -> str:
+    value = doc.get(field)
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
+        raise _schema(f"{field} is required and must be a string of 1..{MAX_ID_CHARS} characters")
+    return value
+
+
+def _check_key(key: bytes | None, customer_id: str) -> None:
+    if key is None:
+        raise InvalidEvent(DeadLetterReason.KEY_MISMATCH, "message has no key; the key must be the customer_id")
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidEvent(DeadLetterReason.KEY_MISMATCH, "key is not UTF-8") from None
+    if text != customer_id:
+        raise InvalidEvent(
+            DeadLetterReason.KEY_MISMATCH, f"key {text[:64]!r} differs from customer_id {customer_id[:64]!r}"
+        )
+
+
+def _schema(detail: str) -> InvalidEvent:
+    return InvalidEvent(DeadLetterReason.SCHEMA, detail)
+
+
+def _json_type(value: object) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")

@@ -1,0 +1,55 @@
+"""Tier-change events (SPEC section 6): JSON body and CloudEvents 1.0 binary-mode Kafka headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class TierChange:
+    customer_id: str
+    dimension: str
+    seq: int
+    from_tier: str | None
+    to_tier: str
+    at: str
+    reason: str  # purchase | refund | interaction | time
+    cause_event_id: str | None
+    rules_version: str
+    actions: tuple[str, ...]
+    features: dict[str, object]
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.customer_id}:{self.dimension}:{self.seq}"
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "event_id": self.event_id,
+                "customer_id": self.customer_id,
+                "dimension": self.dimension,
+                "seq": self.seq,
+                "from": self.from_tier,
+                "to": self.to_tier,
+                "at": self.at,
+                "reason": self.reason,
+                "cause_event_id": self.cause_event_id,
+                "rules_version": self.rules_version,
+                "actions": list(self.actions),
+                "features": self.features,
+            }
+        )
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", self.event_id.encode()),
+            ("ce_source", b"segmenter"),
+            ("ce_type", b"segmenter.tier.changed"),
+            ("ce_time", self.at.encode()),
+            ("ce_subject", self.customer_id.encode()),
+            ("content-type", b"application/json"),
+        ]
