@@ -30,12 +30,20 @@ class PartitionClock(msgspec.Struct, omit_defaults=True):
         return None if micros is None else day_of_micros(micros)
 
     def observe(self, kind: str, ts_micros: int) -> bool:
-        """Record an event time; True when the stored state changed."""
+        """Record an event time; True when the stored state changed.
+
+        The watermark never moves back: when a topic's first event is older than the current watermark,
+        the minimum over topics drops, so the watermark reached so far is kept as the floor.
+        """
         current = self.max_ts.get(kind)
-        if current is None or ts_micros > current:
-            self.max_ts[kind] = ts_micros
-            return True
-        return False
+        if current is not None and ts_micros <= current:
+            return False
+        if current is None:
+            reached = self.watermark_micros()
+            if reached is not None:
+                self.raise_floor(reached)
+        self.max_ts[kind] = ts_micros
+        return True
 
     def raise_floor(self, ts_micros: int) -> bool:
         if self.floor_ts is None or ts_micros > self.floor_ts:

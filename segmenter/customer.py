@@ -84,7 +84,9 @@ def apply_event(state: CustomerState, event: Event, horizon_micros: int) -> None
     _prune_seen(state, horizon_micros)
 
 
-def prune_buckets(state: CustomerState, keep_from_day_purchases: int, keep_from_day_interactions: int) -> None:
+def prune_buckets(
+    state: CustomerState, keep_from_day_purchases: int, keep_from_day_interactions: int
+) -> None:
     """Drop buckets of days before the given first days (they are outside every window still needed)."""
     cut = bisect_left(state.p_days, keep_from_day_purchases)
     if cut:
@@ -94,7 +96,9 @@ def prune_buckets(state: CustomerState, keep_from_day_purchases: int, keep_from_
         del state.i_days[:cut], state.i_count[:cut]
 
 
-def _add_to_buckets(days: list[int], columns: tuple[list[int], ...], day: int, amounts: tuple[int, ...]) -> None:
+def _add_to_buckets(
+    days: list[int], columns: tuple[list[int], ...], day: int, amounts: tuple[int, ...]
+) -> None:
     if days and days[-1] == day:  # the common, in-order case
         for column, amount in zip(columns, amounts, strict=True):
             column[-1] += amount

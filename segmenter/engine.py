@@ -123,7 +123,9 @@ class Engine:
         return clock
 
     # ------------------------------------------------------------------ inputs
-    def handle_input(self, message: InputMessage, effects: Effects, wall_floor_micros: int | None = None) -> None:
+    def handle_input(
+        self, message: InputMessage, effects: Effects, wall_floor_micros: int | None = None
+    ) -> None:
         """Validate, de-duplicate and apply one input message (SPEC sections 2, 3, 6)."""
         try:
             event = decode_event(message.kind, message.key, message.value, self.config.currency)
@@ -198,7 +200,13 @@ class Engine:
             if change.day > target:
                 break
             self._record(
-                state, change.day, change.tiers, change.features, day_midnight_rfc3339(change.day), "time", None,
+                state,
+                change.day,
+                change.tiers,
+                change.features,
+                day_midnight_rfc3339(change.day),
+                "time",
+                None,
                 effects,
             )
         state.day = target
@@ -278,14 +286,15 @@ class Engine:
         assert state.as_of is not None
         features = WindowSums(state, self.rules.value_days, self.rules.engagement_days).at(state.as_of)
         fields: dict[str, str] = {}
-        for dimension in self._dimensions:
-            tier = state.tiers.get(dimension)
-            if tier is not None:
-                fields[dimension] = tier
         for name in FEATURE_NAMES:
             value = render_feature(name, features[name])
             if value is not None:
                 fields[name] = str(value)
+        # Tiers last: a dimension named like a feature (the default `engagement`) shows its tier.
+        for dimension in self._dimensions:
+            tier = state.tiers.get(dimension)
+            if tier is not None:
+                fields[dimension] = tier
         fields["as_of"] = day_iso(state.as_of)
         if state.first_purchase_at is not None:
             fields["first_purchase_at"] = state.first_purchase_at

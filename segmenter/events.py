@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -26,14 +26,14 @@ _CURRENCY_CODE = re.compile(r"^[A-Z]{3}$", re.ASCII)
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """Which input topic a message came from; decides the schema."""
 
     PURCHASES = "purchases"
     INTERACTIONS = "interactions"
 
 
-class DeadLetterReason(str, Enum):
+class DeadLetterReason(StrEnum):
     MALFORMED_JSON = "malformed_json"
     SCHEMA = "schema"
     KEY_MISMATCH = "key_mismatch"
@@ -93,12 +93,15 @@ def decode_event(kind: Kind, key: bytes | None, value: bytes | None, currency: s
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         raise InvalidEvent(DeadLetterReason.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise InvalidEvent(DeadLetterReason.SCHEMA, f"event must be a JSON object, not {_json_type(document)}")
+        raise InvalidEvent(
+            DeadLetterReason.SCHEMA, f"event must be a JSON object, not {_json_type(document)}"
+        )
     event = _validate(kind, document)
     _check_key(key, event.customer_id)
     if kind is Kind.PURCHASES and "currency" in document and document["currency"] != currency:
         raise InvalidEvent(
-            DeadLetterReason.CURRENCY, f"currency {document['currency']!r} differs from configured {currency!r}"
+            DeadLetterReason.CURRENCY,
+            f"currency {document['currency']!r} differs from configured {currency!r}",
         )
     return event
 
@@ -119,7 +122,9 @@ def _validate(kind: Kind, doc: dict[str, Any]) -> Event:
     amount_cents = 0
     if kind is Kind.PURCHASES:
         if event_type not in ("purchase", "refund"):
-            raise _schema(f"type must be 'purchase' or 'refund' on the purchases topic, not {event_type[:40]!r}")
+            raise _schema(
+                f"type must be 'purchase' or 'refund' on the purchases topic, not {event_type[:40]!r}"
+            )
         if "amount" not in doc:
             raise _schema("amount is required")
         try:
@@ -158,7 +163,9 @@ def _identifier(doc: dict[str, Any], field: str) -> str:
 
 def _check_key(key: bytes | None, customer_id: str) -> None:
     if key is None:
-        raise InvalidEvent(DeadLetterReason.KEY_MISMATCH, "message has no key; the key must be the customer_id")
+        raise InvalidEvent(
+            DeadLetterReason.KEY_MISMATCH, "message has no key; the key must be the customer_id"
+        )
     try:
         text = key.decode("utf-8")
     except UnicodeDecodeError:
@@ -174,4 +181,6 @@ def _schema(detail: str) -> InvalidEvent:
 
 
 def _json_type(value: object) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )

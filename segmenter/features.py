@@ -50,7 +50,11 @@ class WindowSums:
         e = bisect_left(state.i_days, day - self._engagement_days + 1)
         frequency = self._p_count[w]
         purchase_cents = self._p_cents[w]
-        first, last, interaction = state.first_purchase_day, state.last_purchase_day, state.last_interaction_day
+        first, last, interaction = (
+            state.first_purchase_day,
+            state.last_purchase_day,
+            state.last_interaction_day,
+        )
         return {
             "lifetime_purchases": state.lifetime_purchases,
             "lifetime_monetary": state.lifetime_cents,

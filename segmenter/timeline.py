@@ -59,7 +59,7 @@ class Timeline:
         return sorted(day for day in days if day > after)
 
     def changes(self, state: CustomerState, after: int, tiers: tuple[str | None, ...]) -> Iterator[Change]:
-        """Yield, in day order, every day > `after` whose tiers differ from the previous day's, absent events."""
+        """Yield, in day order, each day > `after` whose tiers differ from the previous day's."""
         sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
         classify = self.rules.classify
         current = tiers

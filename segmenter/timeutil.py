@@ -1,4 +1,4 @@
-"""Event-time parsing and day arithmetic (SPEC section 3): RFC 3339 in, epoch microseconds and UTC days out."""
+"""Event-time parsing and day arithmetic (SPEC section 3): RFC 3339 in, epoch micros and UTC days out."""
 
 from __future__ import annotations
 

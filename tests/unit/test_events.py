@@ -9,7 +9,13 @@ from segmenter.events import DeadLetterReason, InvalidEvent, Kind, decode_event
 from segmenter.money import format_cents, parse_amount_cents
 from segmenter.timeutil import day_iso, day_of_micros, parse_rfc3339_micros
 
-GOOD = {"event_id": "e1", "type": "purchase", "customer_id": "c-1", "ts": "2026-11-24T10:15:00Z", "amount": 19.99}
+GOOD = {
+    "event_id": "e1",
+    "type": "purchase",
+    "customer_id": "c-1",
+    "ts": "2026-11-24T10:15:00Z",
+    "amount": 19.99,
+}
 
 
 def _decode(doc: object, key: bytes | None = b"c-1", kind: Kind = Kind.PURCHASES, raw: bytes | None = None):
@@ -33,7 +39,15 @@ def test_valid_purchase_keeps_exact_cents_and_verbatim_ts() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "cents"),
-    [(0.1, 10), ("0.07", 7), ("10.50", 1050), (5, 500), ("1234567.89", 123456789), ("10.500", 1050), (1e2, 10000)],
+    [
+        (0.1, 10),
+        ("0.07", 7),
+        ("10.50", 1050),
+        (5, 500),
+        ("1234567.89", 123456789),
+        ("10.500", 1050),
+        (1e2, 10000),
+    ],
 )
 def test_amounts_are_exact(amount: object, cents: int) -> None:
     assert _decode({**GOOD, "amount": amount}).amount_cents == cents
@@ -54,7 +68,14 @@ def test_missing_amount_is_schema() -> None:
 
 @pytest.mark.parametrize(
     "ts",
-    ["2026-11-24T10:15:00", "2026-11-24", "2026-13-01T00:00:00Z", "2026-11-24T10:15:00+25:00", "yesterday", 5],
+    [
+        "2026-11-24T10:15:00",
+        "2026-11-24",
+        "2026-13-01T00:00:00Z",
+        "2026-11-24T10:15:00+25:00",
+        "yesterday",
+        5,
+    ],
 )
 def test_bad_timestamps_are_schema_errors(ts: object) -> None:
     assert _reason({**GOOD, "ts": ts}) is DeadLetterReason.SCHEMA
