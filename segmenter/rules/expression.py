@@ -111,8 +111,12 @@ class _Token:
         if self.kind == _NUMBER:
             return f"number '{self.text}'"
         if self.kind == _STRING:
-            return f"string {self.text}"
+            text = self.text if len(self.text) <= 40 else self.text[:36] + "..." + self.text[0]
+            return "string " + text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
         return f"'{self.text}'"
+
+
+_DIGITS = frozenset("0123456789")
 
 
 def _is_name_char(char: str) -> bool:
@@ -142,7 +146,7 @@ class _Lexer:
         if char == "(" or char == ")":
             self.pos = pos + 1
             return _Token(_LPAREN if char == "(" else _RPAREN, char, start + 1)
-        if char.isascii() and (char.isdigit() or (char == "-" and pos + 1 < n and text[pos + 1].isdigit())):
+        if char in _DIGITS or (char == "-" and pos + 1 < n and text[pos + 1] in _DIGITS):
             return self._number(start)
         if char.isascii() and (char.isalpha() or char == "_"):
             # Names may contain '-' and '.' between word characters so that `recency-days` is reported as
@@ -176,7 +180,7 @@ class _Lexer:
             found = text[start:pos]
             word = _FOREIGN.get(found, _FOREIGN[char])
             raise self.error(f"unexpected '{found}'", start, f" (use '{word}')")
-        if char == "." and pos + 1 < n and text[pos + 1].isdigit():
+        if char == "." and pos + 1 < n and text[pos + 1] in _DIGITS:
             while pos < n and (_is_name_char(text[pos]) or text[pos] == "."):
                 pos += 1
             raise self.error(
@@ -187,11 +191,11 @@ class _Lexer:
     def _number(self, start: int) -> _Token:
         text, n = self.text, len(self.text)
         pos = start + 1 if text[start] == "-" else start
-        while pos < n and text[pos].isascii() and text[pos].isdigit():
+        while pos < n and text[pos] in _DIGITS:
             pos += 1
-        if pos + 1 < n and text[pos] == "." and text[pos + 1].isascii() and text[pos + 1].isdigit():
+        if pos + 1 < n and text[pos] == "." and text[pos + 1] in _DIGITS:
             pos += 1
-            while pos < n and text[pos].isascii() and text[pos].isdigit():
+            while pos < n and text[pos] in _DIGITS:
                 pos += 1
         if pos < n and (_is_name_char(text[pos]) or text[pos] == "."):
             end = pos

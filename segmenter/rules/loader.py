@@ -51,11 +51,12 @@ def _describe(node: Node) -> str:
         return "nothing" if node.value in ("", "~") else "null"
     if node.tag == _BOOL:
         return f"the boolean {node.value}"
+    value = node.value if len(node.value) <= 40 else node.value[:37] + "..."
     if node.tag == _STR:
-        return f"the string {node.value!r}"
+        return f"the string {value!r}"
     if node.tag in (_INT, "tag:yaml.org,2002:float"):
-        return f"the number {node.value}"
-    return repr(node.value)
+        return f"the number {value}"
+    return repr(value)
 
 
 def _is_empty(node: Node) -> bool:
@@ -375,7 +376,10 @@ def _decode(data: bytes, source: str) -> str:
 
 def default_rules_text() -> str:
     """The text of the built-in default rules (`default.yaml`, exactly SPEC section 5)."""
-    return resources.files("segmenter.rules").joinpath("default.yaml").read_text(encoding="utf-8")
+    try:
+        return resources.files("segmenter.rules").joinpath("default.yaml").read_text(encoding="utf-8")
+    except OSError as exc:  # a broken installation (package data not shipped)
+        raise RulesError(DEFAULT_SOURCE, None, f"cannot read the built-in default.yaml: {exc}") from None
 
 
 @lru_cache(maxsize=1)
