@@ -16,6 +16,9 @@ class PartitionClock(msgspec.Struct, omit_defaults=True):
     partition: int
     max_ts: dict[str, int] = msgspec.field(default_factory=dict)  # input kind -> epoch micros
     floor_ts: int | None = None  # epoch micros, raised by `clock advance` and by the wall clock
+    # `clock advance` requests waiting for the inputs to reach the offsets they were issued at:
+    # (floor micros, {input topic: next offset that must have been processed}).
+    pending: list[tuple[int, dict[str, int]]] = msgspec.field(default_factory=list)
 
     def watermark_micros(self) -> int | None:
         candidates = []
@@ -32,16 +35,15 @@ class PartitionClock(msgspec.Struct, omit_defaults=True):
     def observe(self, kind: str, ts_micros: int) -> bool:
         """Record an event time; True when the stored state changed.
 
-        The watermark never moves back: when a topic's first event is older than the current watermark,
-        the minimum over topics drops, so the watermark reached so far is kept as the floor.
+        Literal SPEC reading: the minimum over the topics seen so far. When a topic sees its first event
+        after the other one moved ahead (a consumer catching up on a backlog reads topics at different
+        speeds), the watermark drops back to it; customers' evaluation days never go back, but customers
+        first met on the slower topic are then evaluated at their own time rather than the other topic's.
+        In event-time order the first event of a topic is never older than the watermark, so it never drops.
         """
         current = self.max_ts.get(kind)
         if current is not None and ts_micros <= current:
             return False
-        if current is None:
-            reached = self.watermark_micros()
-            if reached is not None:
-                self.raise_floor(reached)
         self.max_ts[kind] = ts_micros
         return True
 

@@ -22,7 +22,8 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     day: int | None = None  # evaluation day D_c; None until the first applied event
     as_of: int | None = None  # day of the evaluation that last wrote the Redis record
     version: int = 0  # Redis record version: +1 per applied event and per transition day
-    newest_ts: int | None = None  # epoch micros of the newest applied event (de-dup horizon)
+    # Epoch micros of the newest applied event per input topic ("p"/"i"): the de-dup horizon's anchor.
+    newest: dict[str, int] = msgspec.field(default_factory=dict)
     p_days: list[int] = msgspec.field(default_factory=list)  # days with purchases or refunds, ascending
     p_count: list[int] = msgspec.field(default_factory=list)  # purchases per day
     p_cents: list[int] = msgspec.field(default_factory=list)  # purchase cents per day
@@ -51,10 +52,16 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
 
 
 def is_duplicate(state: CustomerState, event: Event, horizon_micros: int) -> bool:
-    """SPEC section 2: same event_id already applied, and ts within the horizon of the newest event."""
+    """SPEC section 2: same event_id already applied, and ts within the horizon of the newest event.
+
+    "Newest" is taken on the event's own input topic: a re-sent event travels on the topic of the original,
+    and a consumer may read one topic far ahead of the other, so the other topic's events must not push a
+    genuine duplicate out of the horizon.
+    """
     if event.event_id not in state.seen:
         return False
-    return state.newest_ts is None or event.ts_micros >= state.newest_ts - horizon_micros
+    newest = state.newest.get(_topic_key(event))
+    return newest is None or event.ts_micros >= newest - horizon_micros
 
 
 def apply_event(state: CustomerState, event: Event, horizon_micros: int) -> None:
@@ -78,8 +85,9 @@ def apply_event(state: CustomerState, event: Event, horizon_micros: int) -> None
             state.p_days, (state.p_count, state.p_cents, state.r_cents), event.day, (0, 0, event.amount_cents)
         )
         state.lifetime_cents -= event.amount_cents
-    if state.newest_ts is None or event.ts_micros > state.newest_ts:
-        state.newest_ts = event.ts_micros
+    topic_key = _topic_key(event)
+    if event.ts_micros > state.newest.get(topic_key, event.ts_micros - 1):
+        state.newest[topic_key] = event.ts_micros
     state.seen[event.event_id] = event.ts_micros
     _prune_seen(state, horizon_micros)
 
@@ -115,11 +123,15 @@ def _add_to_buckets(
 
 def _prune_seen(state: CustomerState, horizon_micros: int) -> None:
     # Amortised: only sweep when the set has grown, and keep everything still inside the horizon.
-    if state.newest_ts is None or len(state.seen) < 16:
+    if not state.newest or len(state.seen) < 16:
         return
-    floor = state.newest_ts - horizon_micros
+    floor = min(state.newest.values()) - horizon_micros
     if min(state.seen.values()) < floor:
         state.seen = {event_id: ts for event_id, ts in state.seen.items() if ts >= floor}
 
 
 DEFAULT_DEDUPE_HORIZON_MICROS = 7 * MICROS_PER_DAY
+
+
+def _topic_key(event: Event) -> str:
+    return "i" if event.is_interaction else "p"

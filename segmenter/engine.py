@@ -95,6 +95,7 @@ class Engine:
         # Clocks change on every event; the table only hears of day changes (all evaluation needs), so the
         # exact times live here. Rebuilt from the table after a restart or rebalance.
         self._clock_cache: dict[int, PartitionClock] = {}
+        self._next_offsets: dict[tuple[str, int], int] = {}  # (input topic, partition) -> next offset
         self._keep_purchase_days = rules.value_days
         self._keep_interaction_days = rules.engagement_days
 
@@ -103,6 +104,7 @@ class Engine:
         """Drop timer indexes and clocks (after a rebalance); they are rebuilt from the tables on next use."""
         self._timers.clear()
         self._clock_cache.clear()
+        self._next_offsets.clear()
 
     def timers_for(self, partition: int) -> TimerIndex:
         """The partition's timer index, rebuilt from the table the first time (restart / rebalance)."""
@@ -127,6 +129,16 @@ class Engine:
         self, message: InputMessage, effects: Effects, wall_floor_micros: int | None = None
     ) -> None:
         """Validate, de-duplicate and apply one input message (SPEC sections 2, 3, 6)."""
+        self._handle_input(message, effects, wall_floor_micros)
+        key = (message.topic, message.partition)
+        if message.offset + 1 > self._next_offsets.get(key, -1):
+            self._next_offsets[key] = message.offset + 1
+        if self.clock_for(message.partition).pending:
+            self.apply_ready_pending(message.partition, effects)
+
+    def _handle_input(
+        self, message: InputMessage, effects: Effects, wall_floor_micros: int | None
+    ) -> None:
         try:
             event = decode_event(message.kind, message.key, message.value, self.config.currency)
         except InvalidEvent as invalid:
@@ -169,9 +181,49 @@ class Engine:
         effects.event_times.append(event.ts_micros)
         self._advance_partition(partition, old_watermark_day, watermark_day, effects)
 
-    def handle_clock(self, partition: int, floor_micros: int, effects: Effects) -> None:
-        """Raise the partition's watermark to at least `floor_micros` (`clock advance`, wall-clock ticks)."""
+    def handle_clock(
+        self, partition: int, floor_micros: int, effects: Effects, after: dict[str, int] | None = None
+    ) -> None:
+        """Raise the partition's watermark to at least `floor_micros` (`clock advance`, wall-clock ticks).
+
+        `after` maps input topics to the offsets they had when the advance was issued: the advance waits
+        until this partition's inputs are processed up to there, so "produce, then advance" means what it
+        says even while the worker is still catching up (the control topic is read concurrently).
+        """
         clock = self.clock_for(partition)
+        if after and not self._offsets_reached(partition, after):
+            clock.pending.append((floor_micros, dict(after)))
+            self.clocks[str(partition)] = clock
+            return
+        self._raise_partition_floor(partition, clock, floor_micros, effects)
+
+    def seed_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Next offsets to process per (input topic, partition), e.g. the group's committed offsets."""
+        for key, offset in offsets.items():
+            if offset > self._next_offsets.get(key, -1):
+                self._next_offsets[key] = offset
+
+    def has_pending(self, partition: int) -> bool:
+        return bool(self.clock_for(partition).pending)
+
+    def apply_ready_pending(self, partition: int, effects: Effects) -> None:
+        """Apply the waiting `clock advance` requests whose input offsets have been reached."""
+        clock = self.clock_for(partition)
+        if not clock.pending:
+            return
+        ready = [item for item in clock.pending if self._offsets_reached(partition, item[1])]
+        if not ready:
+            return
+        clock.pending = [item for item in clock.pending if item not in ready]
+        self.clocks[str(partition)] = clock
+        self._raise_partition_floor(partition, clock, max(floor for floor, _ in ready), effects)
+
+    def _offsets_reached(self, partition: int, after: dict[str, int]) -> bool:
+        return all(self._next_offsets.get((topic, partition), 0) >= offset for topic, offset in after.items())
+
+    def _raise_partition_floor(
+        self, partition: int, clock: PartitionClock, floor_micros: int, effects: Effects
+    ) -> None:
         old_watermark_day = clock.watermark_day()
         if _raise_floor(clock, floor_micros):
             self.clocks[str(partition)] = clock

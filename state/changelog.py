@@ -1,0 +1,72 @@
+"""Reading a table's changelog topic directly: the tables' content without running a worker.
+
+Used by `redis rebuild` and `redis check`: the changelog is the source of truth for table state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import msgspec
+from kafka import KafkaConsumer, TopicPartition
+
+from segmenter.customer import CustomerState
+
+
+def changelog_topic(app_id: str, table: str = "customers") -> str:
+    """Faust names a table's changelog `{app_id}-{table}-changelog`."""
+    return f"{app_id}-{table}-changelog"
+
+
+def read_customers(
+    broker: str, app_id: str, on_progress: Callable[[int, int], None] | None = None
+) -> dict[str, CustomerState]:
+    """Latest state of every customer in the changelog (tombstones remove customers)."""
+    decoder = msgspec.msgpack.Decoder(CustomerState)
+    customers: dict[str, CustomerState] = {}
+    for key, value in _read_compacted(broker, changelog_topic(app_id), on_progress):
+        customer_id = key.decode()
+        if value is None:
+            customers.pop(customer_id, None)
+        else:
+            customers[customer_id] = decoder.decode(value)
+    return customers
+
+
+def _read_compacted(
+    broker: str, topic: str, on_progress: Callable[[int, int], None] | None
+) -> Iterator[tuple[bytes, bytes | None]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.split(","),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        request_timeout_ms=30_000,
+        consumer_timeout_ms=10_000,
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise LookupError(
+                f"changelog topic {topic} does not exist (wrong --app-id, or no worker ran yet)"
+            )
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        total = sum(end[tp] - consumer.position(tp) for tp in tps)
+        done = 0
+        remaining = {tp for tp in tps if consumer.position(tp) < end[tp]}
+        while remaining:
+            batches = consumer.poll(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    if record.key is not None:
+                        yield record.key, record.value
+                done += len(records)
+            for tp in list(remaining):
+                if consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+            if on_progress is not None:
+                on_progress(done, total)
+    finally:
+        consumer.close()

@@ -1,0 +1,217 @@
+"""The Faust application: one agent over the inputs and the control topic, two changelog-backed tables.
+
+The agent handles one message at a time inside its event context, so every table write goes to the
+changelog partition of the message's partition (Faust takes it from the current event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import faust
+from aiohttp.web import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from segmenter.engine import DeadLetter, Effects, Engine, EngineConfig, InputMessage
+from segmenter.events import DeadLetterReason, Kind
+from segmenter.rules import RuleSet
+from state.redis_projection import RedisProjection
+from streams import codecs, control, metrics
+from streams.settings import WorkerSettings
+from streams.sink import EffectSink
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faust.App:
+    codecs.register()
+    topics = settings.topics
+    store = "memory://" if settings.store == "memory" else "rocksdb://"
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+        store=store,
+        datadir=str(settings.data_dir),
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        processing_guarantee=settings.processing_guarantee,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=2 * 1024 * 1024,
+        producer_acks=-1,
+        table_standby_replicas=0,
+        stream_wait_empty=False,
+        broker_commit_interval=1.0,
+    )
+    customers = _table(app, "customers", codecs.CUSTOMER_CODEC, partitions)
+    clocks = _table(app, "clocks", codecs.CLOCK_CODEC, partitions)
+    engine = Engine(rules, customers, clocks, EngineConfig(currency=settings.currency))
+    projection = RedisProjection(settings.redis_url, settings.redis_prefix, on_error=metrics.REDIS_ERRORS.inc)
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(topics.purchases, topics.interactions, topics.control, **raw)
+    tier_topic = app.topic(topics.tier_changes, **raw)
+    dlq_topic = app.topic(topics.dead_letters, **raw)
+    control_topic = app.topic(topics.control, **raw)
+    sink = EffectSink(engine, projection, tier_topic, dlq_topic)
+    kinds = {topics.purchases: Kind.PURCHASES, topics.interactions: Kind.INTERACTIONS}
+    wall_grace_micros = int(settings.wall_grace_seconds * 1e6)
+    wall_mode = settings.clock == "wall"
+
+    @app.agent(source)
+    async def segment(stream: faust.StreamT) -> None:
+        effects = Effects()
+        async for event in stream.events():
+            message = event.message
+            started = time.perf_counter()
+            kind = kinds.get(message.topic)
+            if kind is None:
+                _handle_control(engine, message, effects)
+            else:
+                engine.handle_input(
+                    InputMessage(
+                        kind,
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        message.key,
+                        message.value,
+                        list(message.headers or []),
+                    ),
+                    effects,
+                    int(time.time() * 1e6) - wall_grace_micros if wall_mode else None,
+                )
+            await sink.flush(effects)
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            _export_watermark(engine, message.partition)
+
+    if wall_mode:
+
+        @app.timer(interval=settings.tick_interval_seconds)
+        async def wall_tick() -> None:
+            floor = int(time.time() * 1e6) - wall_grace_micros
+            for tp in app.assignor.assigned_actives():
+                if tp.topic == topics.control:
+                    await control_topic.send(
+                        key=b"wall",
+                        value=control.encode_advance(floor, source="wall"),
+                        partition=tp.partition,
+                    )
+
+    @app.timer(interval=2.0)
+    async def recheck_pending() -> None:
+        """A waiting `clock advance` whose inputs were processed before a restart needs an event to run in."""
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == topics.control and engine.has_pending(tp.partition):
+                recheck = control.encode_recheck()
+                await control_topic.send(key=b"recheck", value=recheck, partition=tp.partition)
+
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        engine.forget_partitions()
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalanced(app: faust.App, **kwargs: Any) -> None:
+        engine.forget_partitions()
+        committed = app.consumer._committed_offset  # noqa: SLF001 - the group's committed input offsets
+        engine.seed_offsets(
+            {(tp.topic, tp.partition): n for tp, n in committed.items() if tp.topic in kinds and n}
+        )
+        _recount_customers(engine)
+
+    redis_reached = asyncio.Event()
+
+    @app.task
+    async def readiness() -> None:
+        await app.tables.recovery.completed.wait()
+        await projection.ping()
+        redis_reached.set()
+        log.info("segmenter worker ready: %d partitions, rules %s", partitions, rules.version[:12])
+
+    def is_ready() -> bool:
+        ready = redis_reached.is_set() and app.tables.recovery.completed.is_set() and not app.rebalancing
+        metrics.READY.set(1 if ready else 0)
+        return ready
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Response:
+        is_ready()
+        return Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Response:
+        return Response(text="ok\n")
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Response:
+        ready = is_ready()
+        return Response(text="ready\n" if ready else "not ready\n", status=200 if ready else 503)
+
+    app.segmenter_engine = engine  # type: ignore[attr-defined]
+    app.segmenter_projection = projection  # type: ignore[attr-defined]
+    return app
+
+
+def _table(app: faust.App, name: str, codec: str, partitions: int) -> Any:
+    """A table with raw UTF-8 keys and msgpack values (Faust derives serializers from types; we set ours).
+
+    The store and changelog topic are created lazily, so setting the serializers here takes effect.
+    """
+    table = app.Table(name, key_type=str, partitions=partitions)
+    table.key_serializer = "raw"
+    table.value_serializer = codec
+    # Table registration already built the store and the changelog topic with JSON; recovery decodes
+    # through the changelog topic, writes through the store: both must use ours.
+    for holder in (table.data, table.changelog_topic):
+        holder.key_serializer = "raw"
+        holder.value_serializer = codec
+    return table
+
+
+def _handle_control(engine: Engine, message: Any, effects: Effects) -> None:
+    try:
+        command = control.decode(message.value)
+    except control.ControlError as exc:
+        effects.dead_letters.append(
+            DeadLetter(
+                DeadLetterReason.SCHEMA,
+                str(exc),
+                message.key,
+                message.value,
+                list(message.headers or []),
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+        )
+        effects.outcomes[(message.topic, "dead_letter")] += 1
+        return
+    if command.kind == "recheck":
+        engine.apply_ready_pending(message.partition, effects)
+    else:
+        engine.handle_clock(message.partition, command.to_micros, effects, command.after)
+
+
+def _export_watermark(engine: Engine, partition: int) -> None:
+    micros = engine.clock_for(partition).watermark_micros()
+    if micros is not None:
+        metrics.WATERMARK.labels(str(partition)).set(micros / 1e6)
+
+
+def _recount_customers(engine: Engine) -> None:
+    """Reset the per-tier gauge from the table after the owned partitions changed."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for state in engine.customers.values():
+        for dimension, tier in state.tiers.items():
+            counts[(dimension, tier)] += 1
+    metrics.CUSTOMERS.clear()
+    for (dimension, tier), count in counts.items():
+        metrics.CUSTOMERS.labels(dimension, tier).set(count)

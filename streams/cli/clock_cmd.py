@@ -1,0 +1,68 @@
+"""`segmenter clock advance --to T`: move every partition's event time forward (SPEC section 3)."""
+
+from __future__ import annotations
+
+import click
+
+from streams.cli.options import broker_option
+from streams.topic_names import TopicNames, topic_options
+
+
+def parse_time_arg(text: str) -> int:
+    """RFC 3339 with offset, or a bare date meaning its 00:00:00Z; epoch micros."""
+    from segmenter.timeutil import TimestampError, parse_rfc3339_micros
+
+    candidate = f"{text}T00:00:00Z" if len(text) == 10 else text
+    try:
+        return parse_rfc3339_micros(candidate)
+    except TimestampError:
+        raise click.BadParameter(
+            f"{text!r} is not a date (2026-11-24) or an RFC 3339 time (2026-11-24T10:15:00Z)",
+            param_hint="--to",
+        ) from None
+
+
+@click.group()
+def clock() -> None:
+    """Control event time."""
+
+
+@clock.command()
+@broker_option
+@topic_options
+@click.option("--to", "to", required=True, help="Advance every partition to at least this time (or date).")
+def advance(broker: str, topics: TopicNames, to: str) -> None:
+    """Raise every partition's watermark to at least T; recorded in Kafka, so restarts and replays see it.
+
+    Running workers evaluate every customer whose tier changes on the days passed (reason `time`).
+    """
+    from kafka import KafkaProducer
+
+    from streams.control import encode_advance
+    from streams.preflight import input_partitions
+
+    to_micros = parse_time_arg(to)
+    partitions = input_partitions(broker, topics)
+    ends = _input_end_offsets(broker, topics, partitions)
+    producer = KafkaProducer(bootstrap_servers=broker.split(","), acks="all", request_timeout_ms=15_000)
+    try:
+        for partition in range(partitions):
+            after = {topic: ends[(topic, partition)] for topic in topics.inputs()}
+            value = encode_advance(to_micros, after=after)
+            producer.send(topics.control, key=b"clock-advance", value=value, partition=partition)
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+    click.echo(f"advanced {partitions} partition(s) of {topics.control} to at least {to}")
+
+
+def _input_end_offsets(broker: str, topics: TopicNames, partitions: int) -> dict[tuple[str, int], int]:
+    """Where the inputs end now: the advance applies after everything produced before it."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.split(","), request_timeout_ms=15_000)
+    try:
+        tps = [TopicPartition(topic, p) for topic in topics.inputs() for p in range(partitions)]
+        return {(tp.topic, tp.partition): offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()

@@ -1,0 +1,65 @@
+"""Control messages on the internal control topic: how time moves without customer events.
+
+Faust only lets a table change inside an event of the partition that owns it (see NOTES), so `clock
+advance`, wall-clock ticks and re-checks travel as messages on a topic co-partitioned with the inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from segmenter.timeutil import micros_to_rfc3339
+
+
+class ControlError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Control:
+    kind: str  # advance | recheck
+    to_micros: int = 0
+    after: dict[str, int] | None = None  # input topic -> offset the partition must have processed first
+
+
+def encode_advance(
+    to_micros: int, source: str = "clock-advance", after: dict[str, int] | None = None
+) -> bytes:
+    body: dict[str, object] = {
+        "type": "advance",
+        "to": micros_to_rfc3339(to_micros),
+        "to_micros": to_micros,
+        "source": source,
+    }
+    if after:
+        body["after"] = after
+    return orjson.dumps(body)
+
+
+def encode_recheck() -> bytes:
+    return orjson.dumps({"type": "recheck"})
+
+
+def decode(value: bytes | None) -> Control:
+    try:
+        message = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise ControlError(f"control message is not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ControlError("control message must be a JSON object")
+    if message.get("type") == "recheck":
+        return Control("recheck")
+    if message.get("type") != "advance":
+        raise ControlError("control message type must be 'advance' or 'recheck'")
+    to_micros = message.get("to_micros")
+    if not isinstance(to_micros, int) or isinstance(to_micros, bool):
+        raise ControlError("control message needs an integer to_micros")
+    after = message.get("after")
+    offsets_ok = isinstance(after, dict) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in after.values()
+    )
+    if after is not None and not offsets_ok:
+        raise ControlError("control message 'after' must map topics to offsets")
+    return Control("advance", to_micros, after)
