@@ -115,6 +115,7 @@ def _reset(broker: str, redis_url: str, partitions: int) -> None:
     import redis
     from kafka import KafkaAdminClient
 
+    from streams.cli.topics_cmd import topic_configs
     from streams.kafka_admin import create_topics
 
     admin = KafkaAdminClient(bootstrap_servers=broker.split(","), request_timeout_ms=15_000)
@@ -126,7 +127,9 @@ def _reset(broker: str, redis_url: str, partitions: int) -> None:
             time.sleep(2)
     finally:
         admin.close()
-    create_topics(broker, {name: partitions for name in DEMO_TOPICS.all()})
+    create_topics(
+        broker, {name: partitions for name in DEMO_TOPICS.all()}, configs=topic_configs(DEMO_TOPICS)
+    )
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(match=f"{DEMO_PREFIX}:*", count=1000):
         client.delete(key)
