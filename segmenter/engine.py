@@ -84,6 +84,7 @@ class Engine:
         customers: MutableMapping[str, CustomerState],
         clocks: MutableMapping[str, PartitionClock],
         config: EngineConfig | None = None,
+        autoflush: bool = True,
     ) -> None:
         self.rules = rules
         self.timeline = Timeline(rules)
@@ -96,6 +97,11 @@ class Engine:
         # exact times live here. Rebuilt from the table after a restart or rebalance.
         self._clock_cache: dict[int, PartitionClock] = {}
         self._next_offsets: dict[tuple[str, int], int] = {}  # (input topic, partition) -> next offset
+        # Changed states not yet written to the tables: one table write per customer per batch, and reads
+        # within the batch see them (a RocksDB-backed table hands out copies).
+        self._dirty_customers: dict[str, CustomerState] = {}
+        self._dirty_clocks: dict[int, PartitionClock] = {}
+        self.autoflush = autoflush
         self._keep_purchase_days = rules.value_days
         self._keep_interaction_days = rules.engagement_days
 
@@ -117,6 +123,23 @@ class Engine:
             self._timers[partition] = index
         return index
 
+    def customer(self, customer_id: str) -> CustomerState | None:
+        state = self._dirty_customers.get(customer_id)
+        return state if state is not None else self.customers.get(customer_id)
+
+    def take_dirty(self) -> tuple[dict[str, CustomerState], dict[int, PartitionClock]]:
+        """States changed since the last call, for the caller to write to the tables."""
+        customers, clocks = self._dirty_customers, self._dirty_clocks
+        self._dirty_customers, self._dirty_clocks = {}, {}
+        return customers, clocks
+
+    def flush(self) -> None:
+        """Write changed states to the tables directly (when the tables need no per-partition context)."""
+        customers, clocks = self.take_dirty()
+        self.customers.update(customers)
+        for partition, clock in clocks.items():
+            self.clocks[str(partition)] = clock
+
     def clock_for(self, partition: int) -> PartitionClock:
         clock = self._clock_cache.get(partition)
         if clock is None:
@@ -135,6 +158,8 @@ class Engine:
             self._next_offsets[key] = message.offset + 1
         if self.clock_for(message.partition).pending:
             self.apply_ready_pending(message.partition, effects)
+        if self.autoflush:
+            self.flush()
 
     def _handle_input(
         self, message: InputMessage, effects: Effects, wall_floor_micros: int | None
@@ -164,10 +189,10 @@ class Engine:
         if wall_floor_micros is not None:
             changed |= _raise_floor(clock, wall_floor_micros)
         if changed:
-            self.clocks[str(partition)] = clock
+            self._dirty_clocks[partition] = clock
         watermark_day = clock.watermark_day()
 
-        state = self.customers.get(event.customer_id)
+        state = self.customer(event.customer_id)
         if state is None:
             state = CustomerState(customer_id=event.customer_id, partition=partition)
         elif is_duplicate(state, event, self.config.dedupe_horizon_micros):
@@ -193,9 +218,11 @@ class Engine:
         clock = self.clock_for(partition)
         if after and not self._offsets_reached(partition, after):
             clock.pending.append((floor_micros, dict(after)))
-            self.clocks[str(partition)] = clock
-            return
-        self._raise_partition_floor(partition, clock, floor_micros, effects)
+            self._dirty_clocks[partition] = clock
+        else:
+            self._raise_partition_floor(partition, clock, floor_micros, effects)
+        if self.autoflush:
+            self.flush()
 
     def seed_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
         """Next offsets to process per (input topic, partition), e.g. the group's committed offsets."""
@@ -215,8 +242,10 @@ class Engine:
         if not ready:
             return
         clock.pending = [item for item in clock.pending if item not in ready]
-        self.clocks[str(partition)] = clock
+        self._dirty_clocks[partition] = clock
         self._raise_partition_floor(partition, clock, max(floor for floor, _ in ready), effects)
+        if self.autoflush:
+            self.flush()
 
     def _offsets_reached(self, partition: int, after: dict[str, int]) -> bool:
         return all(self._next_offsets.get((topic, partition), 0) >= offset for topic, offset in after.items())
@@ -226,7 +255,7 @@ class Engine:
     ) -> None:
         old_watermark_day = clock.watermark_day()
         if _raise_floor(clock, floor_micros):
-            self.clocks[str(partition)] = clock
+            self._dirty_clocks[partition] = clock
         self._advance_partition(partition, old_watermark_day, clock.watermark_day(), effects)
 
     # ------------------------------------------------------------------ evaluation
@@ -317,7 +346,7 @@ class Engine:
         first_change = next(self.timeline.changes(state, state.day, current), None)
         state.next_due = None if first_change is None else first_change.day
         self.timers_for(state.partition).schedule(state.customer_id, state.next_due)
-        self.customers[state.customer_id] = state
+        self._dirty_customers[state.customer_id] = state
 
     def _advance_partition(
         self, partition: int, old_day: int | None, new_day: int | None, effects: Effects
@@ -326,7 +355,7 @@ class Engine:
         if new_day is None or (old_day is not None and new_day <= old_day):
             return
         for customer_id in self.timers_for(partition).pop_due(new_day):
-            state = self.customers.get(customer_id)
+            state = self.customer(customer_id)
             if state is None or state.partition != partition or state.day is None or state.day >= new_day:
                 continue
             self._advance_customer(state, new_day, effects)

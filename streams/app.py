@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import Counter
 from typing import Any
 
 import faust
 from aiohttp.web import Response
+from faust.streams import _current_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from segmenter.engine import DeadLetter, Effects, Engine, EngineConfig, InputMessage
@@ -50,10 +52,13 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         table_standby_replicas=0,
         stream_wait_empty=False,
         broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
+        broker_max_poll_records=max(500, settings.batch_size),
+        consumer_max_fetch_size=4 * 1024 * 1024,
     )
     customers = _table(app, "customers", codecs.CUSTOMER_CODEC, partitions)
     clocks = _table(app, "clocks", codecs.CLOCK_CODEC, partitions)
-    engine = Engine(rules, customers, clocks, EngineConfig(currency=settings.currency))
+    engine = Engine(rules, customers, clocks, EngineConfig(currency=settings.currency), autoflush=False)
     projection = RedisProjection(settings.redis_url, settings.redis_prefix, on_error=metrics.REDIS_ERRORS.inc)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(topics.purchases, topics.interactions, topics.control, **raw)
@@ -68,13 +73,17 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     @app.agent(source)
     async def segment(stream: faust.StreamT) -> None:
         effects = Effects()
-        async for event in stream.events():
-            message = event.message
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_seconds):
             started = time.perf_counter()
-            kind = kinds.get(message.topic)
-            if kind is None:
-                _handle_control(engine, message, effects)
-            else:
+            wall_floor = int(time.time() * 1e6) - wall_grace_micros if wall_mode else None
+            last_event_of: dict[int, Any] = {}
+            for event in events:
+                message = event.message
+                last_event_of[message.partition] = event
+                kind = kinds.get(message.topic)
+                if kind is None:
+                    _handle_control(engine, message, effects)
+                    continue
                 engine.handle_input(
                     InputMessage(
                         kind,
@@ -86,11 +95,13 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                         list(message.headers or []),
                     ),
                     effects,
-                    int(time.time() * 1e6) - wall_grace_micros if wall_mode else None,
+                    wall_floor,
                 )
             await sink.flush(effects)
+            _write_tables(engine, customers, clocks, last_event_of)
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-            _export_watermark(engine, message.partition)
+            for partition in last_event_of:
+                _export_watermark(engine, partition)
 
     if wall_mode:
 
@@ -112,7 +123,6 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             if tp.topic == topics.control and engine.has_pending(tp.partition):
                 recheck = control.encode_recheck()
                 await control_topic.send(key=b"recheck", value=recheck, partition=tp.partition)
-
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
@@ -174,6 +184,21 @@ def _table(app: faust.App, name: str, codec: str, partitions: int) -> Any:
         holder.key_serializer = "raw"
         holder.value_serializer = codec
     return table
+
+
+def _write_tables(engine: Engine, customers: Any, clocks: Any, last_event_of: dict[int, Any]) -> None:
+    """One table write per changed customer per batch, each in an event of its own partition.
+
+    Faust sends a table write to the changelog partition of the *current event* and the store files it
+    under that partition; a batch spans partitions, so the current event is set per write.
+    """
+    changed_customers, changed_clocks = engine.take_dirty()
+    for customer_id, state in changed_customers.items():
+        _current_event.set(weakref.ref(last_event_of[state.partition]))
+        customers[customer_id] = state
+    for partition, clock in changed_clocks.items():
+        _current_event.set(weakref.ref(last_event_of[partition]))
+        clocks[str(partition)] = clock
 
 
 def _handle_control(engine: Engine, message: Any, effects: Effects) -> None:

@@ -26,6 +26,8 @@ class WorkerSettings:
     processing_guarantee: str = "at_least_once"
     topics: TopicNames = field(default_factory=TopicNames)
     log_level: str = "info"
+    batch_size: int = 1000  # input messages handled together: one Redis pipeline, one table write each
+    batch_window_seconds: float = 0.05  # the longest a message waits for its batch to fill
 
     @property
     def bootstrap_servers(self) -> list[str]:

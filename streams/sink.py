@@ -29,7 +29,9 @@ class EffectSink:
             await self.projection.write(records, self.engine.rules.dimension_names)
             metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
         for change in effects.transitions:
-            await self.tier_topic.send(
+            # Buffered: Faust flushes its producer before committing offsets (and inside the transaction
+            # with exactly_once), so nothing is acknowledged before it is sent.
+            self.tier_topic.send_soon(
                 key=change.customer_id.encode(), value=change.to_json(), headers=change.headers()
             )
             metrics.TRANSITIONS.labels(
@@ -46,7 +48,7 @@ class EffectSink:
                 ("x-dlq-source-partition", str(letter.partition).encode()),
                 ("x-dlq-source-offset", str(letter.offset).encode()),
             ]
-            await self.dlq_topic.send(key=letter.key, value=letter.value, headers=headers)
+            self.dlq_topic.send_soon(key=letter.key, value=letter.value, headers=headers)
             metrics.DEAD_LETTERS.labels(letter.reason.value).inc()
         for (topic, outcome), count in effects.outcomes.items():
             metrics.EVENTS.labels(topic, outcome).inc(count)

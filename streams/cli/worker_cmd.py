@@ -79,6 +79,22 @@ from streams.topic_names import TopicNames, topic_options
     show_default=True,
 )
 @click.option("--log-level", envvar="SEGMENTER_LOG_LEVEL", default="info", show_default=True)
+@click.option(
+    "--batch-size",
+    envvar="SEGMENTER_BATCH_SIZE",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Input messages handled together (one Redis pipeline per batch).",
+)
+@click.option(
+    "--batch-window",
+    envvar="SEGMENTER_BATCH_WINDOW",
+    type=click.FloatRange(0.001, 10),
+    default=0.05,
+    show_default=True,
+    help="Seconds a message may wait for its batch to fill.",
+)
 @topic_options
 def worker(
     broker: str,
@@ -94,6 +110,8 @@ def worker(
     currency: str,
     processing_guarantee: str,
     log_level: str,
+    batch_size: int,
+    batch_window: float,
     topics: TopicNames,
 ) -> None:
     """Consume events, keep customer aggregates, emit tier changes and project tiers to Redis."""
@@ -120,6 +138,8 @@ def worker(
         processing_guarantee=processing_guarantee,
         topics=topics,
         log_level=log_level,
+        batch_size=batch_size,
+        batch_window_seconds=batch_window,
     )
     _check_redis(redis_url)
     partitions = input_partitions(broker, topics)
