@@ -1,4 +1,4 @@
-"""Checks a worker runs before it starts: co-partitioned inputs (SPEC section 1) and the control topic."""
+"""Checks a worker runs before it starts: co-partitioned inputs (SPEC section 1) and its other topics."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import click
 from streams.kafka_admin import create_topics, partition_counts
 from streams.topic_names import TopicNames
 
+DEAD_LETTER_CONFIGS = {"max.message.bytes": "2097152"}  # DLQ copies of large messages plus headers fit
+
 
 def input_partitions(broker: str, topics: TopicNames) -> int:
-    """Partition count shared by the input topics; refuse to start otherwise. Creates the control topic."""
-    counts = partition_counts(broker, [topics.purchases, topics.interactions, topics.control])
+    """Partition count shared by the input topics; refuse to start otherwise.
+
+    The control topic (which must match the inputs) and missing output topics are created with that count,
+    so a worker also runs on inputs created by other tools.
+    """
+    counts = partition_counts(broker, topics.all())
     purchases, interactions = counts[topics.purchases], counts[topics.interactions]
-    missing = [name for name in (topics.purchases, topics.interactions) if counts[name] is None]
+    missing = [name for name in topics.inputs() if counts[name] is None]
     if missing:
         raise click.ClickException(
             f"input topic(s) {', '.join(missing)} do not exist; run `segmenter topics create --partitions N`"
@@ -24,11 +30,16 @@ def input_partitions(broker: str, topics: TopicNames) -> int:
             f"{topics.interactions} has {interactions}; they must be equal"
         )
     control = counts[topics.control]
-    if control is None:
-        create_topics(broker, {topics.control: purchases})
-    elif control != purchases:
+    if control is not None and control != purchases:
         raise click.ClickException(
             f"control topic {topics.control} has {control} partitions but the inputs have {purchases}; "
             "delete it or choose another name with --control-topic"
         )
+    to_create = {
+        name: purchases
+        for name in (topics.control, topics.tier_changes, topics.dead_letters)
+        if counts[name] is None
+    }
+    if to_create:
+        create_topics(broker, to_create, configs={topics.dead_letters: dict(DEAD_LETTER_CONFIGS)})
     return purchases

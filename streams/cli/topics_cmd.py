@@ -5,10 +5,8 @@ from __future__ import annotations
 import click
 
 from streams.cli.options import broker_option
+from streams.preflight import DEAD_LETTER_CONFIGS
 from streams.topic_names import TopicNames, topic_options
-
-# DLQ copies carry the original value (up to the producer's limit) plus reason headers.
-DEAD_LETTER_CONFIGS = {"max.message.bytes": "2097152"}
 
 _ROLES = {
     "purchases": "input",
