@@ -11,6 +11,7 @@ import msgspec
 from kafka import KafkaConsumer, TopicPartition
 
 from segmenter.customer import CustomerState
+from streams.kafka_security import kafka_python_security
 
 
 def changelog_topic(app_id: str, table: str = "customers") -> str:
@@ -42,6 +43,7 @@ def _read_compacted(
         isolation_level="read_committed",
         request_timeout_ms=30_000,
         consumer_timeout_ms=10_000,
+        **kafka_python_security(),
     )
     try:
         partitions = consumer.partitions_for_topic(topic)

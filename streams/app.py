@@ -23,6 +23,7 @@ from segmenter.events import DeadLetterReason, Kind
 from segmenter.rules import RuleSet
 from state.redis_projection import RedisProjection
 from streams import codecs, control, metrics
+from streams.kafka_security import KafkaSecurity
 from streams.settings import WorkerSettings
 from streams.sink import EffectSink
 
@@ -36,6 +37,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+        broker_credentials=KafkaSecurity.from_env().faust_credentials(),
         store=store,
         datadir=str(settings.data_dir),
         topic_partitions=partitions,

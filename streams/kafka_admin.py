@@ -58,6 +58,8 @@ def admin_client(broker: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
+    from streams.kafka_security import kafka_python_security
+
     timeout_ms = int(timeout_s * 1000)
     try:
         admin = KafkaAdminClient(
@@ -66,6 +68,7 @@ def admin_client(broker: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=timeout_ms,
             reconnect_backoff_max_ms=1000,
+            **kafka_python_security(),
         )
     except (KafkaTimeoutError, KafkaConnectionError, OSError) as exc:
         raise _unreachable(broker, timeout_s, exc) from None

@@ -39,12 +39,15 @@ def advance(broker: str, topics: TopicNames, to: str) -> None:
     from kafka import KafkaProducer
 
     from streams.control import encode_advance
+    from streams.kafka_security import kafka_python_security
     from streams.preflight import input_partitions
 
     to_micros = parse_time_arg(to)
     partitions = input_partitions(broker, topics)
     ends = _input_end_offsets(broker, topics, partitions)
-    producer = KafkaProducer(bootstrap_servers=broker.split(","), acks="all", request_timeout_ms=15_000)
+    producer = KafkaProducer(
+        bootstrap_servers=broker.split(","), acks="all", request_timeout_ms=15_000, **kafka_python_security()
+    )
     try:
         for partition in range(partitions):
             after = {topic: ends[(topic, partition)] for topic in topics.inputs()}
@@ -60,7 +63,11 @@ def _input_end_offsets(broker: str, topics: TopicNames, partitions: int) -> dict
     """Where the inputs end now: the advance applies after everything produced before it."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=broker.split(","), request_timeout_ms=15_000)
+    from streams.kafka_security import kafka_python_security
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.split(","), request_timeout_ms=15_000, **kafka_python_security()
+    )
     try:
         tps = [TopicPartition(topic, p) for topic in topics.inputs() for p in range(partitions)]
         return {(tp.topic, tp.partition): offset for tp, offset in consumer.end_offsets(tps).items()}

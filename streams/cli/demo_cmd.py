@@ -117,8 +117,11 @@ def _reset(broker: str, redis_url: str, partitions: int) -> None:
 
     from streams.cli.topics_cmd import topic_configs
     from streams.kafka_admin import create_topics
+    from streams.kafka_security import kafka_python_security
 
-    admin = KafkaAdminClient(bootstrap_servers=broker.split(","), request_timeout_ms=15_000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=broker.split(","), request_timeout_ms=15_000, **kafka_python_security()
+    )
     try:
         existing = set(admin.list_topics())
         stale = [t for t in existing if t.startswith("demo.") or t.startswith(DEMO_APP_ID)]
@@ -139,11 +142,14 @@ def _follow_transitions(broker: str, recent: deque[str], stop: threading.Event) 
     import orjson
     from kafka import KafkaConsumer
 
+    from streams.kafka_security import kafka_python_security
+
     consumer = KafkaConsumer(
         DEMO_TOPICS.tier_changes,
         bootstrap_servers=broker.split(","),
         auto_offset_reset="latest",
         consumer_timeout_ms=500,
+        **kafka_python_security(),
     )
     while not stop.is_set():
         for record in consumer:

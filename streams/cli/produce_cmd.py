@@ -370,6 +370,8 @@ async def pump(
     from aiokafka.errors import KafkaError
     from aiokafka.partitioner import DefaultPartitioner
 
+    from streams.kafka_security import aiokafka_security
+
     producer = AIOKafkaProducer(
         bootstrap_servers=broker.split(","),
         client_id=client_id,
@@ -379,6 +381,7 @@ async def pump(
         max_batch_size=BATCH_BYTES,
         max_request_size=MAX_REQUEST_BYTES,
         request_timeout_ms=30_000,
+        **aiokafka_security(),
     )
     try:
         await asyncio.wait_for(producer.start(), timeout=15)
