@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -152,6 +153,12 @@ def run_worker(settings, rules, partitions: int) -> None:  # type: ignore[no-unt
     from streams.app import build_app
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("SEGMENTER_EVENT_LOOP", "uvloop") == "uvloop":
+        import asyncio
+
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = build_app(settings, rules, partitions)
     logging.getLogger("faust").setLevel(logging.WARNING)
     Worker(
