@@ -116,11 +116,18 @@ class Engine:
         """The partition's timer index, rebuilt from the table the first time (restart / rebalance)."""
         index = self._timers.get(partition)
         if index is None:
-            index = TimerIndex()
+            # One pass over the table builds every partition's index not built yet (a RocksDB-backed table
+            # decodes each value it hands out, so one scan per partition would multiply the restart cost).
+            missing: dict[int, TimerIndex] = {}
             for customer_id, state in self.customers.items():
-                if state.partition == partition and state.next_due is not None:
-                    index.schedule(customer_id, state.next_due)
-            self._timers[partition] = index
+                if state.next_due is None or state.partition in self._timers:
+                    continue
+                target = missing.get(state.partition)
+                if target is None:
+                    target = missing[state.partition] = TimerIndex()
+                target.schedule(customer_id, state.next_due)
+            self._timers.update(missing)
+            index = self._timers.setdefault(partition, TimerIndex())
         return index
 
     def customer(self, customer_id: str) -> CustomerState | None:

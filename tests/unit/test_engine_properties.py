@@ -154,3 +154,28 @@ def test_quiet_customer_walks_through_every_lifecycle_stage() -> None:
 def test_next_due_is_the_exact_next_change_day() -> None:
     engine, _ = run_engine([Ev(BASE_DAY, 0, "purchase", 2_000)], BASE_DAY)
     assert engine.customers["c"].next_due == BASE_DAY + 30
+
+
+def test_restarted_engine_rebuilds_its_timers_from_the_table() -> None:
+    """A new Engine over the same tables (a restart) finds due customers without any new event."""
+    customers: dict = {}
+    clocks: dict = {}
+    first = Engine(RULES, customers, clocks)
+    effects = Effects()
+    for n, customer in enumerate(["a", "b", "c"]):
+        body = {
+            "event_id": f"e{n}",
+            "customer_id": customer,
+            "ts": f"{day_iso(BASE_DAY + n)}T10:00:00Z",
+            "type": "purchase",
+            "amount": "20.00",
+        }
+        message = InputMessage(Kind.PURCHASES, "p", n % 2, n, customer.encode(), orjson.dumps(body), [])
+        first.handle_input(message, effects)
+    restarted = Engine(RULES, customers, clocks)
+    effects = Effects()
+    for partition in (0, 1):
+        restarted.handle_clock(partition, (BASE_DAY + 200) * 86_400_000_000, effects)
+    churned = sorted(t.customer_id for t in effects.transitions if t.to_tier == "churned")
+    assert churned == ["a", "b", "c"]
+    assert all(t.reason == "time" for t in effects.transitions)
