@@ -11,6 +11,9 @@ _RFC3339 = re.compile(
 )
 MICROS_PER_DAY = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
+# Days must stay renderable as dates: an offset can push 9999-12-31 or 0001-01-01 out of range in UTC.
+_MIN_MICROS = (date(1, 1, 1).toordinal() - _EPOCH.toordinal()) * MICROS_PER_DAY
+_MAX_MICROS = (date(9999, 12, 31).toordinal() + 1 - _EPOCH.toordinal()) * MICROS_PER_DAY
 
 
 class TimestampError(ValueError):
@@ -39,7 +42,10 @@ def parse_rfc3339_micros(text: str) -> int:
     naive_utc_micros = (local.toordinal() - _EPOCH.toordinal()) * MICROS_PER_DAY + (
         (local.hour * 3600 + local.minute * 60 + local.second) * 1_000_000 + local.microsecond
     )
-    return naive_utc_micros - offset_minutes * 60_000_000
+    micros = naive_utc_micros - offset_minutes * 60_000_000
+    if not _MIN_MICROS <= micros < _MAX_MICROS:
+        raise TimestampError("ts in UTC must fall in the years 0001..9999")
+    return micros
 
 
 def day_of_micros(micros: int) -> int:

@@ -24,6 +24,7 @@ from segmenter.rules import RuleSet
 from state.redis_projection import RedisProjection
 from streams import codecs, control, metrics
 from streams.kafka_security import KafkaSecurity
+from streams.preflight import DEAD_LETTER_MAX_BYTES
 from streams.settings import WorkerSettings
 from streams.sink import EffectSink
 
@@ -49,7 +50,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         web_port=settings.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
-        producer_max_request_size=2 * 1024 * 1024,
+        producer_max_request_size=DEAD_LETTER_MAX_BYTES,
         producer_acks=-1,
         table_standby_replicas=0,
         stream_wait_empty=False,

@@ -7,7 +7,9 @@ import click
 from streams.kafka_admin import create_topics, partition_counts
 from streams.topic_names import TopicNames
 
-DEAD_LETTER_CONFIGS = {"max.message.bytes": "2097152"}  # DLQ copies of large messages plus headers fit
+# A dead-letter copy is the original message (up to the broker's limit) plus x-dlq-* headers: allow more.
+DEAD_LETTER_MAX_BYTES = 8 * 1024 * 1024
+DEAD_LETTER_CONFIGS = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
 
 
 def input_partitions(broker: str, topics: TopicNames) -> int:

@@ -75,6 +75,8 @@ def test_missing_amount_is_schema() -> None:
         "2026-11-24T10:15:00+25:00",
         "yesterday",
         5,
+        "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC
     ],
 )
 def test_bad_timestamps_are_schema_errors(ts: object) -> None:
