@@ -2,8 +2,9 @@
 
     python -m bench.replay [--customers 5000 --days 365 --repeat 3]
 
-`segmenter simulate --customers N --days 365` (every event of the year) is produced once; per run a fresh
-worker (fresh app id and Redis prefix) replays it: events/s from its first to its last processed event
+`segmenter simulate --customers N --days 365` (every event of the year) is produced to fresh topics per run
+(same seed, same events; the control topic keeps `clock advance` messages, so topics are not reused) and a
+fresh worker (fresh app id and Redis prefix) replays it: events/s from its first to its last processed event
 (polling `segmenter_events_total`), and from spawn. Then `segmenter clock advance --to <end + 365 days>`
 and the time until every partition's watermark gauge reached it (all time-driven transitions of the year
 evaluated, written to Redis and sent), with the number of time-driven transitions.
@@ -124,26 +125,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "history": f"{args.start}..{end}",
         "advance_to": advance_to.isoformat(),
     }
-    try:
-        create_topics(names, args.partitions)
-        log(f"simulating {args.customers:,} customers over {args.days} days")
-        result["simulate_output"] = simulate(
-            names, args.customers, args.seed, args.days, None, args.start.isoformat()
-        )
-        total = total_messages(names.inputs())
-        result["events"] = total
-        runs = []
-        for rep in range(args.repeat):
+    runs = []
+    for rep in range(args.repeat):
+        # Fresh topics per repetition (same seed, same events): the control topic keeps `clock advance`
+        # messages, and a fresh worker would apply the previous run's advance during its replay.
+        run_names = BenchNames(f"{names.prefix}-{rep}")
+        try:
+            create_topics(run_names, args.partitions)
+            log(f"run {rep + 1}/{args.repeat}: simulating {args.customers:,} customers, {args.days} days")
+            result["simulate_output"] = simulate(
+                run_names, args.customers, args.seed, args.days, None, args.start.isoformat()
+            )
+            total = total_messages(run_names.inputs())
+            result["events"] = total
             log(f"repetition {rep + 1}/{args.repeat}: replaying {total:,} events")
-            runs.append(replay_run(names, f"r{rep}", total, advance_to, args.partitions, args.timeout))
+            runs.append(replay_run(run_names, f"r{rep}", total, advance_to, args.partitions, args.timeout))
             log(
                 f"  {fmt(runs[-1]['rate'])} events/s; clock advance {runs[-1]['advance_s']:.1f}s, "
                 f"{runs[-1]['advance_time_transitions']:,.0f} time-driven transitions"
             )
-        result["runs"] = runs
-    finally:
-        if not args.keep:
-            cleanup(names)
+        finally:
+            if not args.keep:
+                cleanup(run_names)
+    result["runs"] = runs
     result["summary"] = {key: median(r[key] for r in result["runs"]) for key in result["runs"][0]}
     return result
 

@@ -8,7 +8,9 @@ too_large, malformed_json, schema, key_mismatch, currency.
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -89,7 +91,7 @@ def decode_event(kind: Kind, key: bytes | None, value: bytes | None, currency: s
             DeadLetterReason.TOO_LARGE, f"value is {len(value)} bytes, the limit is {MAX_MESSAGE_BYTES}"
         )
     try:
-        document = _decoder.decode(value)
+        document = _decode_json(value)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         raise InvalidEvent(DeadLetterReason.MALFORMED_JSON, f"not valid UTF-8 JSON: {exc}") from None
     if not isinstance(document, dict):
@@ -104,6 +106,22 @@ def decode_event(kind: Kind, key: bytes | None, value: bytes | None, currency: s
             f"currency {document['currency']!r} differs from configured {currency!r}",
         )
     return event
+
+
+def _decode_json(value: bytes) -> Any:
+    """msgspec for speed; JSON numbers have no size limit, so integers beyond 64 bits take the slow path."""
+    try:
+        return _decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        if "out of range" not in str(exc):
+            raise
+    if sys.get_int_max_str_digits() and sys.get_int_max_str_digits() < MAX_MESSAGE_BYTES:
+        sys.set_int_max_str_digits(MAX_MESSAGE_BYTES)  # a 64 KiB message can hold a 64k-digit number
+    return json.loads(value.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _validate(kind: Kind, doc: dict[str, Any]) -> Event:

@@ -20,8 +20,11 @@ expected `x-dlq-reason` and its source coordinates; `segmenter_dead_letters_tota
 `segmenter_events_total{topic,outcome}` match; every customer with a valid event has a Redis record with the
 expected `lifetime_purchases`.
 
-The last tests are minimal reproductions of defects this fuzzing found (they fail until fixed): they are kept
-out of the main corpus so that the main test keeps checking everything else.
+The last tests reproduce defects this fuzzing found, each on its own: the worker stalling on timestamps
+whose UTC instant leaves years 1..9999 and dying on a dead letter near the broker's size limit (both fixed
+in 6ec6b84, kept as regression tests), and integer literals longer than 4300 digits being called
+`malformed_json` (Python's int-to-str digit limit inside msgspec; still open). They are kept out of the main
+corpus so that the main test keeps checking everything else.
 """
 
 from __future__ import annotations
@@ -646,14 +649,15 @@ def _event(ts: str = "2025-01-01T00:00:00Z", **extra: object) -> dict:
 
 
 def test_huge_integer_literals_are_json_not_malformed() -> None:
-    """RFC 8259 numbers have no size limit: an integer beyond 1e308 is valid JSON.
+    """RFC 8259 numbers have no size limit: an integer literal of 5000 digits is valid JSON.
 
     As an ignored extra field it must not reject the event; as the amount it is a `schema` violation
-    (amount >= 10^12), not `malformed_json`. msgspec refuses integers outside the float range.
+    (amount >= 10^12), not `malformed_json`. msgspec decodes integers through Python ints and stops at
+    Python's default int/str conversion limit (4300 digits): "Integer value out of range".
     """
-    huge = str(10**400)
+    huge = "9" * 5000
     extra = json.dumps(_event()).replace("}", f', "extra": {huge}}}').encode()
-    assert model.validate_message("purchases", b"c-1", extra).__class__ is model.Event
+    assert isinstance(model.validate_message("purchases", b"c-1", extra), model.Event)
     decode_event(Kind.PURCHASES, b"c-1", extra)  # raises InvalidEvent(malformed_json) today
     as_amount = json.dumps(_event(amount="X")).replace('"X"', huge).encode()
     with pytest.raises(InvalidEvent) as rejected:
@@ -666,10 +670,10 @@ def test_timestamps_whose_utc_day_leaves_years_1_to_9999_do_not_stop_the_worker(
 ) -> None:
     """`9999-12-31T23:59:59-01:00` is 10000-01-01 in UTC, `0001-01-01T00:00:00+01:00` is year 0.
 
-    The engine accepts both, then rendering the day (`as_of`, `day_iso`) raises OverflowError in the agent:
-    Faust restarts the agent, which takes the same message again, for ever. The worker stays "healthy"
-    (/healthz and /readyz 200) and processes nothing more on any partition. Either verdict is fine here
-    (SPEC: schema, as the oracle says; or applied), as long as the worker keeps going.
+    Before 6ec6b84 the engine accepted both, then rendering the day (`as_of`, `day_iso`) raised
+    OverflowError in the agent: Faust restarted the agent, which took the same message again, for ever,
+    while /healthz and /readyz kept answering 200 and nothing more was processed on any partition.
+    Either verdict is fine here (schema, as the oracle says; or applied), as long as the worker keeps going.
     """
     _create_inputs(stack.broker, names)
     worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data").start()
@@ -713,9 +717,9 @@ def test_timestamps_whose_utc_day_leaves_years_1_to_9999_do_not_stop_the_worker(
 
 def test_a_dead_letter_near_the_broker_size_limit_does_not_kill_the_worker(stack, names, tmp_path) -> None:
     """An input value just under the broker's 2 MiB limit is accepted by Kafka; its dead-letter copy adds the
-    x-dlq-* headers (up to ~1.3 KB) and no longer fits the producer's max_request_size (2 MiB) nor the
-    dead-letter topic's max.message.bytes (2097152): the send fails, the worker crashes, and since the offset
-    is not committed a restarted worker crashes on the same message again."""
+    x-dlq-* headers (up to ~1.3 KB). Before 6ec6b84 that no longer fitted the producer's max_request_size
+    (2 MiB) nor the dead-letter topic's max.message.bytes (2097152): the send failed, the worker crashed, and
+    since the offset was not committed a restarted worker crashed on the same message again."""
     _create_inputs(stack.broker, names, outputs=False)  # the worker creates its output topics
     worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data").start()
     try:
