@@ -202,12 +202,17 @@ class Engine:
         state = self.customer(event.customer_id)
         if state is None:
             state = CustomerState(customer_id=event.customer_id, partition=partition)
-        elif is_duplicate(state, event, self.config.dedupe_horizon_micros):
+        elif message.offset <= state.offsets.get(message.kind.value, -1) or is_duplicate(
+            state, event, self.config.dedupe_horizon_micros
+        ):
+            # A record at or before the last offset this customer applied from that topic is a replay after
+            # a crash (at-least-once redelivery); the table already holds its effect, whatever its event time.
             effects.outcomes[(message.topic, "duplicate")] += 1
             effects.projections[state.customer_id] = state  # heals Redis if a crash cut the first write
             self._advance_partition(partition, old_watermark_day, watermark_day, effects)
             return
 
+        state.offsets[message.kind.value] = message.offset
         self._apply(state, event, watermark_day, effects)
         effects.outcomes[(message.topic, "applied")] += 1
         effects.event_times.append(event.ts_micros)
