@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from segmenter.simulation import SimConfig, generate
+from streams.preflight import DEAD_LETTER_MAX_BYTES
 from streams.topic_names import TopicNames
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +113,7 @@ def test_topics_create_is_idempotent_and_reports_mismatches(stack, names: TopicN
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, names.dead_letters)])
     finally:
         admin.close()
-    assert configs["topic"][names.dead_letters]["max.message.bytes"]["value"] == "2097152"
+    assert configs["topic"][names.dead_letters]["max.message.bytes"]["value"] == str(DEAD_LETTER_MAX_BYTES)
 
 
 def test_topics_list_reports_missing_and_not_co_partitioned(stack, names: TopicNames) -> None:  # type: ignore
