@@ -4,6 +4,7 @@
     python -m bench throughput timers     # some of them
     python -m bench --quick               # small sizes: a smoke test of the harness (a few minutes)
     python -m bench report                # re-render bench/results/latest-*.json as markdown
+    python -m bench report --from bench/results/baseline   # the baseline of docs/PERFORMANCE.md
 
 Each benchmark runs in its own process (`python -m bench.NAME`, so memory figures don't mix), writes
 `bench/results/NAME-<UTC time>.json` and `latest-NAME.json`; the combined report goes to stdout and to
@@ -17,6 +18,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bench.common import REPO, RESULTS_DIR, log
 
@@ -42,10 +44,12 @@ QUICK = {
 }
 
 
-def report(names: list[str]) -> str:
+def report(names: list[str], directory: Path = RESULTS_DIR) -> str:
     parts = []
     for name in names:
-        path = RESULTS_DIR / f"latest-{name}.json"
+        path = directory / f"latest-{name}.json"
+        if not path.exists():
+            path = directory / f"{name}.json"
         if not path.exists():
             parts.append(f"### {name}\n\n(no results: {path} missing)")
             continue
@@ -58,7 +62,12 @@ def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     args = [a for a in argv if a != "--quick"]
     if args[:1] == ["report"]:
-        print(report([n for n in (args[1:] or ORDER)]))
+        directory = RESULTS_DIR
+        if "--from" in args:
+            at = args.index("--from")
+            directory = Path(args[at + 1])
+            args = args[:at] + args[at + 2 :]
+        print(report([n for n in (args[1:] or ORDER)], directory))
         return 0
     unknown = [a for a in args if a not in ORDER]
     if unknown:

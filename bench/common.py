@@ -115,8 +115,18 @@ def machine_info() -> dict[str, Any]:
         "git_commit": commit,
         "git_dirty_code": dirty,  # uncommitted changes in segmenter/, streams/ or state/
         "loadavg_at_start": os.getloadavg(),
+        "cpu_counters_at_start": cpu_counters(),
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def cpu_counters() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])
+    return total - idle, total
 
 
 def machine_line(info: dict[str, Any]) -> str:
@@ -131,6 +141,12 @@ def machine_line(info: dict[str, Any]) -> str:
             if info.get("loadavg_at_end")
             else ""
         )
+        + (
+            f"; whole machine busy {info['machine_cpu_busy_cores']:.2f} of {info['nproc']} cores on average "
+            "(this benchmark included)"
+            if info.get("machine_cpu_busy_cores") is not None
+            else ""
+        )
         + "; "
         f"{info['started_at']}"
     )
@@ -142,6 +158,14 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if isinstance(data.get("machine"), dict):
         data["machine"]["loadavg_at_end"] = os.getloadavg()
+        start = data["machine"].get("cpu_counters_at_start")
+        if start:
+            busy, total = cpu_counters()
+            if total > start[1]:
+                # whole machine, this benchmark included: how much else was running shows against its own use
+                data["machine"]["machine_cpu_busy_cores"] = (
+                    (busy - start[0]) / (total - start[1]) * (os.cpu_count() or 1)
+                )
         data["machine"]["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     path = RESULTS_DIR / f"{name}-{stamp}.json"
     text = json.dumps(data, indent=2, default=str)
@@ -479,11 +503,14 @@ class Worker:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     started_at: float = 0.0  # time.monotonic() at spawn
+    code_dir: Path | None = None  # run the worker from this copy of the code (see export_code); None: REPO
     log_path: Path | None = None
 
     def start(self) -> Worker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.names.env(self.run), "SEGMENTER_WEB_PORT": str(self.port)}
+        if self.code_dir is not None:
+            env["PYTHONPATH"] = str(self.code_dir)
         self.log_path = self.data_dir.parent / f"worker-{self.run}-{self.port}.log"
         with open(self.log_path, "ab") as log_file:
             self.started_at = time.monotonic()
@@ -502,7 +529,7 @@ class Worker:
                     *self.extra_args,
                 ],
                 env=env,
-                cwd=REPO,
+                cwd=self.code_dir or REPO,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
@@ -634,6 +661,27 @@ class Progress:
         return (self.last_cpu - self.first_cpu) / (self.last_time - self.first_time)
 
 
+def export_code(ref: str) -> tuple[Path, str]:
+    """segmenter/, streams/ and state/ of a git ref, exported to var/bench/code-<sha> (no checkout, no
+    change to the work tree); a Worker with `code_dir` set to it runs that version of the code."""
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short=12", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = WORK_DIR / f"code-{sha}"
+    if not (target / "streams" / "cli" / "__main__.py").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", sha, "segmenter", "streams", "state"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target, sha
+
+
 # ---------------------------------------------------------------------------------------------- profiling
 def py_spy_available() -> bool:
     return _py_spy() is not None
@@ -680,6 +728,7 @@ def collapsed_top(path: Path, top: int = 20) -> dict[str, Any]:
     self_counts: dict[str, int] = {}
     total_counts: dict[str, int] = {}
     package_counts: dict[str, int] = {}
+    task_counts: dict[str, int] = {}
     samples = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -692,6 +741,7 @@ def collapsed_top(path: Path, top: int = 20) -> dict[str, Any]:
             continue
         self_counts[frames[-1][0]] = self_counts.get(frames[-1][0], 0) + count
         package_counts[frames[-1][1]] = package_counts.get(frames[-1][1], 0) + count
+        task_counts[_task_of(frames)] = task_counts.get(_task_of(frames), 0) + count
         for name in {
             name
             for name, package in frames
@@ -712,7 +762,30 @@ def collapsed_top(path: Path, top: int = 20) -> dict[str, Any]:
         "self": ranked(self_counts, top),
         "project_total": ranked(total_counts, top),
         "packages": ranked(package_counts, 15),
+        "tasks": ranked(task_counts, 12),
     }
+
+
+def _task_of(frames: list[tuple[str, str]]) -> str:
+    """The event-loop task (outermost coroutine) a sample belongs to, or its thread.
+
+    uvloop runs the loop in C, so a main-thread stack goes straight from `execute_from_commandline` (where
+    `run_until_complete` was called) to the task's coroutine; samples that stop there are time inside
+    uvloop itself (callbacks, socket I/O)."""
+    names = [name for name, _ in frames]
+    for index, name in enumerate(names):
+        if name.startswith("Worker.execute_from_commandline "):
+            if index + 1 == len(names):
+                return "(uvloop itself: event loop, socket I/O)"
+            task = names[index + 1]
+            if task.startswith(("Agent._execute_actor ", "Service._execute_task ")) and index + 2 < len(
+                names
+            ):
+                task += " > " + names[index + 2]
+            return task
+    if any(name.startswith("Thread._bootstrap ") for name in names):
+        return "other thread: " + (names[3] if len(names) > 3 else names[-1])
+    return "other: " + names[0]
 
 
 def _short_frame(frame: str) -> tuple[str, str]:

@@ -37,6 +37,7 @@ from bench.common import (
     collapsed_top,
     create_topics,
     end_offsets,
+    export_code,
     fmt,
     log,
     machine_info,
@@ -209,8 +210,9 @@ def run_worker(
     timeout: float,
     profile_seconds: float = 0.0,
     profile_out: Path | None = None,
+    code_dir: Path | None = None,
 ) -> dict[str, Any]:
-    worker = Worker(names, run, WORK_DIR / names.prefix / run / "data").start()
+    worker = Worker(names, run, WORK_DIR / names.prefix / run / "data", code_dir=code_dir).start()
     spy = None
     try:
         ready_s = worker.wait_ready()
@@ -264,6 +266,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "installed, 0 skips.",
     )
     parser.add_argument("--no-confluent", action="store_true", help="Skip confluent-kafka even if installed.")
+    parser.add_argument(
+        "--compare",
+        metavar="GIT_REF",
+        help="Also run the worker of this commit (segmenter/, streams/, state/ exported with git archive) in "
+        "every repetition, alternating the order, and report current/REF measured side by side.",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep topics and Redis keys (debugging).")
     return parser.parse_args(argv)
 
@@ -293,6 +301,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         if use_confluent:
             runs["confluent-kafka"] = []
+        compare_key = compare_dir = None
+        if args.compare:
+            compare_dir, sha = export_code(args.compare)
+            compare_key = f"worker@{sha}"
+            runs[compare_key] = []
+            result["compare"] = {"ref": args.compare, "sha": sha, "key": compare_key}
         for rep in range(args.repeat):
             log(f"repetition {rep + 1}/{args.repeat}: raw consumers")
             runs["aiokafka"].append(raw_aiokafka(topics, total))
@@ -301,9 +315,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 runs["confluent-kafka"].append(raw_confluent(topics, total, f"{names.prefix}-raw"))
             log(f"repetition {rep + 1}/{args.repeat}: engine in-process")
             runs["engine"].append(engine_in_process(messages, names.purchases))
-            log(f"repetition {rep + 1}/{args.repeat}: worker")
-            runs["worker"].append(run_worker(names, f"r{rep}", total, args.timeout))
-            cleanup_redis(names.redis_prefix(f"r{rep}"))
+            order = ["worker", compare_key] if rep % 2 == 0 else [compare_key, "worker"]
+            for key in order:
+                if key is None:
+                    continue
+                log(f"repetition {rep + 1}/{args.repeat}: {key}")
+                run_id = f"r{rep}" if key == "worker" else f"r{rep}-ref"
+                code = None if key == "worker" else compare_dir
+                runs[key].append(run_worker(names, run_id, total, args.timeout, code_dir=code))
+                cleanup_redis(names.redis_prefix(run_id))
             log("  " + ", ".join(f"{k} {fmt(v[-1]['rate'])}/s" for k, v in runs.items()))
         del messages
         result["runs"] = runs
@@ -327,6 +347,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "worker_to_engine": median(
                 w["rate"] / e["rate"] for w, e in zip(runs["worker"], runs["engine"], strict=True)
             ),
+            "worker_to_compare": median(
+                w["rate"] / c["rate"] for w, c in zip(runs["worker"], runs[compare_key], strict=True)
+            )
+            if compare_key
+            else None,
             "worker_ready_s": median(w["ready_s"] for w in runs["worker"]),
             "worker_start_to_all_consumed_s": median(w["start_to_all_consumed_s"] for w in runs["worker"]),
             "worker_rss_mib": median(w["rss_mib"] for w in runs["worker"]),
@@ -359,7 +384,9 @@ def render(result: dict[str, Any]) -> str:
         machine_line(result["machine"]),
         "",
         f"Command: `python -m bench.throughput --events {p['events']} --customers {p['customers']} "
-        f"--partitions {p['partitions']} --repeat {p['repeat']}`",
+        f"--partitions {p['partitions']} --repeat {p['repeat']}"
+        + (f" --compare {p['compare']}" if p.get("compare") else "")
+        + "`",
         "",
     ]
     rows = []
@@ -370,7 +397,13 @@ def render(result: dict[str, Any]) -> str:
         "engine": "engine in-process (no Kafka/Redis)",
         "worker": "**segmenter worker, end to end**",
     }
-    for key in ("aiokafka", "kafka-python", "confluent-kafka", "engine", "worker"):
+    compare = result.get("compare")
+    if compare:
+        labels[compare["key"]] = f"segmenter worker of `{compare['ref']}` ({compare['sha']}), end to end"
+    keys = ["aiokafka", "kafka-python", "confluent-kafka", "engine", "worker"] + (
+        [compare["key"]] if compare else []
+    )
+    for key in keys:
         if key not in runs:
             continue
         m = s["medians"][key]
@@ -391,7 +424,12 @@ def render(result: dict[str, Any]) -> str:
                 [f"worker / limit ({s['limit_client']})", f"{s['worker_to_limit']:.3f}"],
                 ["worker / raw aiokafka", f"{s['worker_to_aiokafka']:.3f}"],
                 ["worker / engine in-process", f"{s['worker_to_engine']:.3f}"],
-            ],
+            ]
+            + (
+                [[f"**worker / worker of `{compare['ref']}`**", f"{s['worker_to_compare']:.3f}"]]
+                if compare
+                else []
+            ),
         ),
         "",
         markdown_table(
@@ -432,6 +470,14 @@ def render_profile(profile: dict[str, Any]) -> str:
             [[name, pct(share * 100)] for name, share in profile["packages"][:12]],
         ),
     ]
+    if profile.get("tasks"):
+        parts += [
+            "",
+            markdown_table(
+                ["event-loop task or thread (inclusive)", "%"],
+                [[f"`{name}`", pct(share * 100)] for name, share in profile["tasks"][:10]],
+            ),
+        ]
     return "\n".join(parts)
 
 

@@ -64,7 +64,7 @@ class ReplayConfig:
     start: str = "2024-01-01"
     partitions: int = field(default_factory=lambda: env_int("FAULTS_PARTITIONS", 6))
     seed: int = field(default_factory=lambda: env_int("FAULTS_SEED", random.randrange(1, 10**6)))
-    produce_seconds: float = field(default_factory=lambda: env_float("FAULTS_PRODUCE_SECONDS", 120))
+    produce_seconds: float = field(default_factory=lambda: env_float("FAULTS_PRODUCE_SECONDS", 100))
     kills: int = field(default_factory=lambda: env_int("FAULTS_KILLS", 6))
     redis_down_seconds: float = field(default_factory=lambda: env_float("FAULTS_REDIS_DOWN_SECONDS", 8))
     kafka_down_seconds: float = field(default_factory=lambda: env_float("FAULTS_KAFKA_DOWN_SECONDS", 3))
@@ -210,8 +210,12 @@ class Fleet:
         self.slots: dict[str, Slot] = {}
         self.snapshots: dict[tuple[str, int], Counter] = {}
         self.unexpected_exits: list[str] = []
-        self.refused_starts: list[str] = []  # exits at start-up because Redis did not answer (by design)
-        self.redis_down_window: tuple[float, float] | None = None  # (stopped at, back at + grace)
+        # Exits at start-up because Kafka or Redis did not answer (by design: one line, exit 1); restarted
+        # once the server is back.
+        self.refused_starts: list[str] = []
+        self.down_windows: dict[
+            str, tuple[float, float]
+        ] = {}  # "kafka"/"redis" -> (stopped at, back + grace)
         self.events: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -283,18 +287,33 @@ class Fleet:
                         slot.expected_down = True
                         code = slot.worker.process.returncode if slot.worker.process else None
                         label = f"{slot.name}#{slot.incarnation} exit {code}"
-                        if self._redis_was_down() and "cannot reach Redis" in slot.worker.log_tail(5):
+                        if self._refused_start(slot):
                             slot.needs_restart = True
                             self.refused_starts.append(label)
-                            self.note(f"{label}: refused to start, Redis down (restarted when Redis is back)")
+                            self.note(f"{label}: refused to start while a server was down (restarted later)")
                         else:
                             self.unexpected_exits.append(label)
                             self.note(f"UNEXPECTED EXIT {label}")
             self._stop.wait(1.0)
 
-    def _redis_was_down(self) -> bool:
-        window = self.redis_down_window
-        return window is not None and window[0] <= time.monotonic() <= window[1]
+    def server_down(self, server: str) -> None:
+        self.down_windows[server] = (time.monotonic(), float("inf"))
+
+    def server_back(self, server: str, grace: float = 15.0) -> None:
+        self.down_windows[server] = (self.down_windows[server][0], time.monotonic() + grace)
+
+    def _refused_start(self, slot: Slot) -> bool:
+        tail = slot.worker.log_tail(5)
+        now = time.monotonic()
+        for server, text in (("redis", "cannot reach Redis"), ("kafka", "cannot reach the Kafka broker")):
+            window = self.down_windows.get(server)
+            if window is not None and window[0] <= now <= window[1] and text in tail:
+                return True
+        return False
+
+    def quiet_until(self) -> float:
+        """When the last outage's grace period ends (refused starts may be reported until then)."""
+        return max((end for _, end in self.down_windows.values()), default=0.0)
 
     def restart_refused(self) -> None:
         for name, slot in self.slots.items():

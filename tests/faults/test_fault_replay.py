@@ -116,12 +116,13 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
                 )
                 fleet.note("kafka back")
             elif action == "redis":
-                fleet.redis_down_window = (time.monotonic(), float("inf"))
+                fleet.server_down("redis")
                 private_stack.stop_redis()
                 time.sleep(config.redis_down_seconds)
                 private_stack.start_redis()
-                fleet.redis_down_window = (fleet.redis_down_window[0], time.monotonic() + 15)
+                fleet.server_back("redis")
                 fleet.note("redis back (empty)")
+                fleet.restart_refused()
                 time.sleep(2)
                 private_stack.flushall()
                 started = time.monotonic()
@@ -148,7 +149,7 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
         figures["kills"] = kills
 
         # Let every worker come back (an unexpected exit is recorded, then the worker is restarted).
-        time.sleep(max(0.0, fleet.redis_down_window[1] - time.monotonic()) if fleet.redis_down_window else 0)
+        time.sleep(max(0.0, fleet.quiet_until() - time.monotonic()))
         fleet.restart_refused()
         for name in WORKERS:
             if not fleet.slots[name].alive():
@@ -194,7 +195,7 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
     figures["replay_seconds"] = round(time.monotonic() - run_started, 1)
     figures["incarnations"] = {name: slot.incarnation for name, slot in fleet.slots.items()}
     figures["unexpected_exits"] = fleet.unexpected_exits
-    figures["refused_starts_redis_down"] = fleet.refused_starts
+    figures["refused_starts_server_down"] = fleet.refused_starts
     figures["timeline"] = fleet.events
     figures["metrics_summed_over_incarnations"] = metric_sums(fleet.totals(), names)
     figures["oracle"] = {
