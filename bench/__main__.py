@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmarks one after the other, then print one markdown report.
 
-    python -m bench                       # all six, default sizes (about 30 minutes on 2 cores)
+    python -m bench                       # all six, default sizes (about 45 minutes on 2 cores)
     python -m bench throughput timers     # some of them
     python -m bench --quick               # small sizes: a smoke test of the harness (a few minutes)
     python -m bench report                # re-render bench/results/latest-*.json as markdown
