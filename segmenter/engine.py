@@ -8,7 +8,7 @@ tested without a broker.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 
 from segmenter.clock import PartitionClock
@@ -55,8 +55,10 @@ class Effects:
     projections: dict[str, CustomerState] = field(default_factory=dict)  # customers whose record to write
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, outcome) -> n
     event_times: list[int] = field(default_factory=list)  # ts micros of applied events (lag metric)
+    resent: int = 0  # unconfirmed tier changes found after a takeover, sent again
 
     def clear(self) -> None:
+        self.resent = 0
         self.transitions.clear()
         self.dead_letters.clear()
         self.projections.clear()
@@ -101,6 +103,10 @@ class Engine:
         # within the batch see them (a RocksDB-backed table hands out copies).
         self._dirty_customers: dict[str, CustomerState] = {}
         self._dirty_clocks: dict[int, PartitionClock] = {}
+        # Customers whose outbox already belongs to the current batch (a first touch empties it).
+        self._touched: set[str] = set()
+        # Partitions whose unconfirmed batch (left by a crash) was taken over since the last rebalance.
+        self._taken_over: set[int] = set()
         self.autoflush = autoflush
         self._keep_purchase_days = rules.value_days
         self._keep_interaction_days = rules.engagement_days
@@ -111,6 +117,7 @@ class Engine:
         self._timers.clear()
         self._clock_cache.clear()
         self._next_offsets.clear()
+        self._taken_over.clear()
 
     def timers_for(self, partition: int) -> TimerIndex:
         """The partition's timer index, rebuilt from the table the first time (restart / rebalance)."""
@@ -135,17 +142,71 @@ class Engine:
         return state if state is not None else self.customers.get(customer_id)
 
     def take_dirty(self) -> tuple[dict[str, CustomerState], dict[int, PartitionClock]]:
-        """States changed since the last call, for the caller to write to the tables."""
+        """States changed since the last call, for the caller to write to the tables.
+
+        The clock of every partition with changed customers lists them as `unconfirmed`: the caller writes
+        these records, waits until they are durable, then projects the customers to Redis and sends their
+        `outbox`, and finally writes the clocks returned by `confirm`. Whoever owns the partition after a
+        crash in between finishes the job (`_take_over`), so a tier change exists on the topic only for
+        durable state, is never lost, and a re-send is byte-identical.
+        """
         customers, clocks = self._dirty_customers, self._dirty_clocks
-        self._dirty_customers, self._dirty_clocks = {}, {}
+        self._dirty_customers, self._dirty_clocks, self._touched = {}, {}, set()
+        by_partition: dict[int, list[str]] = {}
+        for customer_id, state in customers.items():
+            by_partition.setdefault(state.partition, []).append(customer_id)
+        for partition, customer_ids in by_partition.items():
+            clock = self.clock_for(partition)
+            clock.unconfirmed = customer_ids
+            clocks[partition] = clock
         return customers, clocks
 
+    def confirm(self, partitions: Iterable[int]) -> dict[int, PartitionClock]:
+        """The effects of the last batch on these partitions are acknowledged: clocks to write back."""
+        confirmed: dict[int, PartitionClock] = {}
+        for partition in partitions:
+            clock = self.clock_for(partition)
+            if clock.unconfirmed:
+                clock.unconfirmed = []
+                confirmed[partition] = clock
+        return confirmed
+
     def flush(self) -> None:
-        """Write changed states to the tables directly (when the tables need no per-partition context)."""
+        """Write changed states to the tables directly, their effects counting as delivered (tests, tools)."""
         customers, clocks = self.take_dirty()
         self.customers.update(customers)
+        clocks.update(self.confirm(clocks))
         for partition, clock in clocks.items():
             self.clocks[str(partition)] = clock
+
+    def needs_takeover(self, partition: int) -> bool:
+        """A crash left this partition's last batch unconfirmed and nobody has finished it yet."""
+        return partition not in self._taken_over and bool(self.clock_for(partition).unconfirmed)
+
+    def _take_over(self, partition: int, effects: Effects) -> None:
+        """Finish the unconfirmed batch a crash left behind: re-project its customers, re-send their outboxes.
+
+        Runs before anything else touches the partition after a (re)assignment, so a customer's re-sent
+        changes precede its new ones. The customers are carried into the current batch (their outbox kept).
+        """
+        if partition in self._taken_over:
+            return
+        self._taken_over.add(partition)
+        for customer_id in self.clock_for(partition).unconfirmed:
+            state = self.customer(customer_id)
+            if state is None or state.partition != partition:
+                continue
+            self._touched.add(customer_id)
+            self._dirty_customers[customer_id] = state
+            effects.projections[customer_id] = state
+            effects.resent += len(state.outbox)
+
+    def _touch(self, state: CustomerState) -> None:
+        """First change of a customer in this batch: its outbox now holds this batch's changes only."""
+        if state.customer_id not in self._touched:
+            self._touched.add(state.customer_id)
+            if state.outbox:
+                state.outbox = []
 
     def clock_for(self, partition: int) -> PartitionClock:
         clock = self._clock_cache.get(partition)
@@ -168,9 +229,7 @@ class Engine:
         if self.autoflush:
             self.flush()
 
-    def _handle_input(
-        self, message: InputMessage, effects: Effects, wall_floor_micros: int | None
-    ) -> None:
+    def _handle_input(self, message: InputMessage, effects: Effects, wall_floor_micros: int | None) -> None:
         try:
             event = decode_event(message.kind, message.key, message.value, self.config.currency)
         except InvalidEvent as invalid:
@@ -190,6 +249,7 @@ class Engine:
             return
 
         partition = message.partition
+        self._take_over(partition, effects)
         clock = self.clock_for(partition)
         old_watermark_day = clock.watermark_day()
         changed = _observe(clock, message.kind.value, event.ts_micros)
@@ -227,6 +287,7 @@ class Engine:
         until this partition's inputs are processed up to there, so "produce, then advance" means what it
         says even while the worker is still catching up (the control topic is read concurrently).
         """
+        self._take_over(partition, effects)
         clock = self.clock_for(partition)
         if after and not self._offsets_reached(partition, after):
             clock.pending.append((floor_micros, dict(after)))
@@ -247,6 +308,7 @@ class Engine:
 
     def apply_ready_pending(self, partition: int, effects: Effects) -> None:
         """Apply the waiting `clock advance` requests whose input offsets have been reached."""
+        self._take_over(partition, effects)
         clock = self.clock_for(partition)
         if not clock.pending:
             return
@@ -326,21 +388,22 @@ class Engine:
             seq = state.seqs.get(dimension, 0) + 1
             state.seqs[dimension] = seq
             state.tiers[dimension] = tier
-            effects.transitions.append(
-                TierChange(
-                    customer_id=state.customer_id,
-                    dimension=dimension,
-                    seq=seq,
-                    from_tier=previous,
-                    to_tier=tier,
-                    at=at,
-                    reason=reason,
-                    cause_event_id=cause_event_id,
-                    rules_version=self.rules.version,
-                    actions=self.rules.tier_actions(index, tier),
-                    features=rendered,
-                )
+            change = TierChange(
+                customer_id=state.customer_id,
+                dimension=dimension,
+                seq=seq,
+                from_tier=previous,
+                to_tier=tier,
+                at=at,
+                reason=reason,
+                cause_event_id=cause_event_id,
+                rules_version=self.rules.version,
+                actions=self.rules.tier_actions(index, tier),
+                features=rendered,
             )
+            effects.transitions.append(change)
+            self._touch(state)
+            state.outbox.append(change.to_json())
         if rendered is not None or reason != "time":
             state.version += 1
             state.as_of = day
@@ -358,6 +421,7 @@ class Engine:
         first_change = next(self.timeline.changes(state, state.day, current), None)
         state.next_due = None if first_change is None else first_change.day
         self.timers_for(state.partition).schedule(state.customer_id, state.next_due)
+        self._touch(state)
         self._dirty_customers[state.customer_id] = state
 
     def _advance_partition(

@@ -44,12 +44,22 @@ class TierChange:
         )
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", self.event_id.encode()),
-            ("ce_source", b"segmenter"),
-            ("ce_type", b"segmenter.tier.changed"),
-            ("ce_time", self.at.encode()),
-            ("ce_subject", self.customer_id.encode()),
-            ("content-type", b"application/json"),
-        ]
+        return cloudevents_headers(self.event_id, self.at, self.customer_id)
+
+
+def cloudevents_headers(event_id: str, at: str, customer_id: str) -> list[tuple[str, bytes]]:
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id.encode()),
+        ("ce_source", b"segmenter"),
+        ("ce_type", b"segmenter.tier.changed"),
+        ("ce_time", at.encode()),
+        ("ce_subject", customer_id.encode()),
+        ("content-type", b"application/json"),
+    ]
+
+
+def headers_of_body(body: bytes) -> list[tuple[str, bytes]]:
+    """The headers of a tier change from its stored JSON body (re-sends must be byte-identical)."""
+    fields = orjson.loads(body)
+    return cloudevents_headers(fields["event_id"], fields["at"], fields["customer_id"])

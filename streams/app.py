@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import weakref
 from collections import Counter
@@ -23,10 +24,13 @@ from segmenter.events import DeadLetterReason, Kind
 from segmenter.rules import RuleSet
 from state.redis_projection import RedisProjection
 from streams import codecs, control, metrics
+from streams.committed import CommittedOffsets
 from streams.kafka_security import KafkaSecurity
 from streams.preflight import DEAD_LETTER_MAX_BYTES
+from streams.progress import PartitionProgress
 from streams.settings import WorkerSettings
 from streams.sink import EffectSink
+from streams.tables import AckedTable
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
         broker_max_poll_records=max(500, settings.batch_size),
         consumer_max_fetch_size=4 * 1024 * 1024,
+        Table=AckedTable,
     )
     customers = _table(app, "customers", codecs.CUSTOMER_CODEC, partitions)
     clocks = _table(app, "clocks", codecs.CLOCK_CODEC, partitions)
@@ -78,6 +83,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         effects = Effects()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_seconds):
             started = time.perf_counter()
+            busy.started_at = time.monotonic()
             wall_floor = int(time.time() * 1e6) - wall_grace_micros if wall_mode else None
             last_event_of: dict[int, Any] = {}
             for event in events:
@@ -100,8 +106,15 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                     effects,
                     wall_floor,
                 )
-            await sink.flush(effects)
-            _write_tables(engine, customers, clocks, last_event_of)
+            try:
+                await _complete_batch(engine, sink, customers, clocks, last_event_of, effects)
+            except Exception:
+                # Acknowledging this batch would commit past effects that may not exist: stop the process
+                # so the records are redelivered (harmless: replays are recognised by their offsets).
+                log.critical("a batch's effects could not be made durable; exiting", exc_info=True)
+                logging.shutdown()
+                os._exit(70)
+            busy.started_at = None
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             for partition in last_event_of:
                 _export_watermark(engine, partition)
@@ -119,11 +132,34 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                         partition=tp.partition,
                     )
 
+    committed = CommittedOffsets(settings, (topics.purchases, topics.interactions))
+    progress = PartitionProgress(settings.stall_seconds)
+    busy = _Busy()
+
+    @app.timer(interval=10.0)
+    async def watch_progress() -> None:
+        """Consumer lag per owned input partition, and the stall detector behind /healthz."""
+        owned = [tp for tp in app.assignor.assigned_actives() if tp.topic in kinds]
+        ends = {(tp.topic, tp.partition): n for tp, n in (await app.consumer.highwaters(*owned)).items()}
+        offsets = await committed.of(list(ends)) if ends else {}
+        if offsets is None:
+            return
+        lags = progress.observe(time.monotonic(), offsets, ends)
+        metrics.CONSUMER_LAG.clear()
+        for (topic, partition), lag in lags.items():
+            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+
     @app.timer(interval=2.0)
     async def recheck_pending() -> None:
-        """A waiting `clock advance` whose inputs were processed before a restart needs an event to run in."""
+        """Work that needs an event to run in on a quiet partition: a takeover after a crash, or a waiting
+        `clock advance` whose inputs were processed by another worker or before a restart (their offsets
+        are learnt from the group's committed offsets)."""
         for tp in app.assignor.assigned_actives():
-            if tp.topic == topics.control and engine.has_pending(tp.partition):
+            if tp.topic != topics.control:
+                continue
+            if engine.has_pending(tp.partition):
+                engine.seed_offsets(await committed.of_partition(tp.partition))
+            if engine.has_pending(tp.partition) or engine.needs_takeover(tp.partition):
                 recheck = control.encode_recheck()
                 await control_topic.send(key=b"recheck", value=recheck, partition=tp.partition)
 
@@ -161,6 +197,12 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Response:
+        stalled = progress.stalled(time.monotonic(), busy.started_at)
+        if stalled:
+            shown = ", ".join(
+                f"{topic}[{partition}] for {s:.0f}s" for (topic, partition), s in stalled.items()
+            )
+            return Response(text=f"stalled: committed offsets not moving with lag: {shown}\n", status=503)
         return Response(text="ok\n")
 
     @app.page("/readyz")
@@ -171,6 +213,12 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     app.segmenter_engine = engine  # type: ignore[attr-defined]
     app.segmenter_projection = projection  # type: ignore[attr-defined]
     return app
+
+
+class _Busy:
+    """When the batch in progress started (None between batches)."""
+
+    started_at: float | None = None
 
 
 def _table(app: faust.App, name: str, codec: str, partitions: int) -> Any:
@@ -189,13 +237,49 @@ def _table(app: faust.App, name: str, codec: str, partitions: int) -> Any:
     return table
 
 
-def _write_tables(engine: Engine, customers: Any, clocks: Any, last_event_of: dict[int, Any]) -> None:
+async def _complete_batch(
+    engine: Engine,
+    sink: EffectSink,
+    customers: AckedTable,
+    clocks: AckedTable,
+    last_event_of: dict[int, Any],
+    effects: Effects,
+) -> None:
+    """Make a batch's effects happen in the order that keeps them exact across crashes.
+
+    States (with their outbox and the clocks' `unconfirmed` lists) first, acknowledged by Kafka; then Redis;
+    then the tier changes and dead letters, acknowledged; then the clocks that confirm the batch. A crash
+    anywhere leaves either nothing durable (the records are replayed) or a batch the next owner finishes.
+    """
+    changed_customers, changed_clocks = engine.take_dirty()
+    _write_tables(customers, clocks, changed_customers, changed_clocks, last_event_of)
+    await _acknowledged(customers.take_unacked() + clocks.take_unacked())
+    await sink.project(effects)
+    await _acknowledged(sink.send(changed_customers.values(), effects))
+    _write_tables(customers, clocks, {}, engine.confirm(changed_clocks), last_event_of)
+    for state in changed_customers.values():
+        state.outbox = []  # sent: only the changelog copy matters now (and only if unconfirmed)
+    sink.count(effects)
+    effects.clear()
+
+
+async def _acknowledged(futures: list[Any]) -> None:
+    if futures:
+        await asyncio.gather(*futures)
+
+
+def _write_tables(
+    customers: Any,
+    clocks: Any,
+    changed_customers: dict[str, Any],
+    changed_clocks: dict[int, Any],
+    last_event_of: dict[int, Any],
+) -> None:
     """One table write per changed customer per batch, each in an event of its own partition.
 
     Faust sends a table write to the changelog partition of the *current event* and the store files it
     under that partition; a batch spans partitions, so the current event is set per write.
     """
-    changed_customers, changed_clocks = engine.take_dirty()
     for customer_id, state in changed_customers.items():
         _current_event.set(weakref.ref(last_event_of[state.partition]))
         customers[customer_id] = state

@@ -74,3 +74,8 @@ READY = Gauge(
     "1 once this worker's tables are recovered and it is processing, else 0.",
     registry=REGISTRY,
 )
+RESENT = Counter(
+    "segmenter_tier_changes_resent",
+    "Tier changes sent again after a takeover because a crash cut their batch (same event_id and bytes).",
+    registry=REGISTRY,
+)

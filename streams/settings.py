@@ -28,6 +28,7 @@ class WorkerSettings:
     log_level: str = "info"
     batch_size: int = 1000  # input messages handled together: one Redis pipeline, one table write each
     batch_window_seconds: float = 0.05  # the longest a message waits for its batch to fill
+    stall_seconds: float = 300.0  # /healthz fails when a lagging partition's commits stand still this long
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -1,11 +1,18 @@
-"""Turns engine Effects into the outside world: Redis records, tier-change and dead-letter sends, metrics."""
+"""Turns engine Effects into the outside world: Redis records, tier-change and dead-letter sends, metrics.
+
+The agent calls the steps in order, each after the previous one is acknowledged: tables (elsewhere), then
+`project`, then `send`, then `count`. See `Engine.take_dirty` for why this order makes re-sends exact.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from segmenter.customer import CustomerState
 from segmenter.engine import Effects, Engine
+from segmenter.transitions import headers_of_body
 from state.redis_projection import RedisProjection
 from streams import metrics
 
@@ -16,30 +23,29 @@ class EffectSink:
         self.projection = projection
         self.tier_topic = tier_topic
         self.dlq_topic = dlq_topic
-        self.customers_by_tier: dict[tuple[str, str], int] = {}
 
-    async def flush(self, effects: Effects) -> None:
-        """Project to Redis first, then send: a crash in between replays to the same versions (idempotent)."""
-        if effects.projections:
-            started = time.perf_counter()
-            records = [
-                (customer_id, self.engine.record_fields(state))
-                for customer_id, state in effects.projections.items()
-            ]
-            await self.projection.write(records, self.engine.rules.dimension_names)
-            metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
-        for change in effects.transitions:
-            # Buffered: Faust flushes its producer before committing offsets (and inside the transaction
-            # with exactly_once), so nothing is acknowledged before it is sent.
-            self.tier_topic.send_soon(
-                key=change.customer_id.encode(), value=change.to_json(), headers=change.headers()
-            )
-            metrics.TRANSITIONS.labels(
-                change.dimension, change.from_tier or "", change.to_tier, change.reason
-            ).inc()
-            if change.from_tier is not None:
-                metrics.CUSTOMERS.labels(change.dimension, change.from_tier).dec()
-            metrics.CUSTOMERS.labels(change.dimension, change.to_tier).inc()
+    async def project(self, effects: Effects) -> None:
+        """Write the Redis records (retried until Redis answers; versioned, so a replay is harmless)."""
+        if not effects.projections:
+            return
+        started = time.perf_counter()
+        records = [
+            (customer_id, self.engine.record_fields(state))
+            for customer_id, state in effects.projections.items()
+        ]
+        await self.projection.write(records, self.engine.rules.dimension_names)
+        metrics.REDIS_WRITE_SECONDS.observe(time.perf_counter() - started)
+
+    def send(self, written: Iterable[CustomerState], effects: Effects) -> list[Any]:
+        """Send the outboxes of the written customers and the dead letters; the futures of every send."""
+        futures = []
+        for state in written:
+            for body in state.outbox:
+                futures.append(
+                    self.tier_topic.send_soon(
+                        key=state.customer_id.encode(), value=body, headers=headers_of_body(body)
+                    )
+                )
         for letter in effects.dead_letters:
             headers = list(letter.headers or []) + [
                 ("x-dlq-reason", letter.reason.value.encode()),
@@ -48,7 +54,22 @@ class EffectSink:
                 ("x-dlq-source-partition", str(letter.partition).encode()),
                 ("x-dlq-source-offset", str(letter.offset).encode()),
             ]
-            self.dlq_topic.send_soon(key=letter.key, value=letter.value, headers=headers)
+            futures.append(self.dlq_topic.send_soon(key=letter.key, value=letter.value, headers=headers))
+        return futures
+
+    @staticmethod
+    def count(effects: Effects) -> None:
+        """Metrics of a batch whose effects are acknowledged."""
+        for change in effects.transitions:
+            metrics.TRANSITIONS.labels(
+                change.dimension, change.from_tier or "", change.to_tier, change.reason
+            ).inc()
+            if change.from_tier is not None:
+                metrics.CUSTOMERS.labels(change.dimension, change.from_tier).dec()
+            metrics.CUSTOMERS.labels(change.dimension, change.to_tier).inc()
+        if effects.resent:
+            metrics.RESENT.inc(effects.resent)
+        for letter in effects.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.reason.value).inc()
         for (topic, outcome), count in effects.outcomes.items():
             metrics.EVENTS.labels(topic, outcome).inc(count)
@@ -56,4 +77,3 @@ class EffectSink:
             now_micros = time.time() * 1e6
             for ts in effects.event_times:
                 metrics.EVENT_LAG.observe(max(0.0, (now_micros - ts) / 1e6))
-        effects.clear()

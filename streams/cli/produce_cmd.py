@@ -194,10 +194,14 @@ class CsvConverter:
                     hint += " or --default-type TYPE"
                 hints.append(f"{name} ({hint})")
             raise click.ClickException(f"{file_name}: no column for {'; '.join(hints)}")
-        if ("amount" not in self.columns and "type" not in self.columns
-                and spec.default_type in PURCHASE_TYPES):
-            raise click.ClickException(f"{file_name}: no amount column for {spec.default_type} events "
-                                       "(--map amount=COLUMN)")
+        if (
+            "amount" not in self.columns
+            and "type" not in self.columns
+            and spec.default_type in PURCHASE_TYPES
+        ):
+            raise click.ClickException(
+                f"{file_name}: no amount column for {spec.default_type} events (--map amount=COLUMN)"
+            )
 
     def convert(self, row: list[str], row_number: int) -> dict[str, Any]:
         """The event of one data row (row_number counts data rows from 1); RowError if it cannot be built."""
@@ -558,8 +562,9 @@ def summary_lines(result: PumpResult, extra: Iterable[str] = ()) -> list[str]:
     if not lines:
         lines = ["  (nothing)"]
     head = "stopped by signal after" if result.interrupted else "produced"
-    lines.insert(0, f"{head} {result.total:,} message(s) in {result.elapsed:.2f} s "
-                    f"({result.rate:,.0f} events/s):")
+    lines.insert(
+        0, f"{head} {result.total:,} message(s) in {result.elapsed:.2f} s ({result.rate:,.0f} events/s):"
+    )
     lines.extend(extra)
     return lines
 
@@ -581,34 +586,75 @@ def _resolve_format(path: str, forced: str | None) -> str:
 @click.command()
 @broker_option
 @topic_options
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--format", "file_format", type=click.Choice(["jsonl", "csv"]), default=None,
-              help="Input format. Default: from the extension (.jsonl/.ndjson: JSON lines, .csv: CSV; "
-                   "- (stdin): JSON lines).")
-@click.option("--topic", "topic_choice", type=click.Choice([PURCHASES, INTERACTIONS]), default=None,
-              help="Send everything to this input topic instead of routing by `type`.")
-@click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
-              help="CSV: take event field FIELD from column COLUMN (repeatable). Columns named like a "
-                   "field (event_id, type, customer_id, ts, amount, currency, order_id, category) "
-                   "are used as is; other columns are ignored.")
-@click.option("--ts-format", default=None, metavar="STRPTIME",
-              help="CSV: strptime format of the ts column (e.g. %Y%m%d); converted to RFC 3339 UTC "
-                   "(date only: midnight, ...T00:00:00Z). Without it ts is kept as is, except that a "
-                   "bare YYYY-MM-DD gets T00:00:00Z.")
-@click.option("--default-type", default=None, metavar="TYPE",
-              help="CSV: event type for rows without one (e.g. purchase).")
-@click.option("--event-id-from-row", is_flag=True,
-              help="CSV: event_id = hash of file name and row number where the file has none "
-                   "(deterministic).")
-@click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Limit to this many events/s (0: as fast as possible).")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True)
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="Input format. Default: from the extension (.jsonl/.ndjson: JSON lines, .csv: CSV; "
+    "- (stdin): JSON lines).",
+)
+@click.option(
+    "--topic",
+    "topic_choice",
+    type=click.Choice([PURCHASES, INTERACTIONS]),
+    default=None,
+    help="Send everything to this input topic instead of routing by `type`.",
+)
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="CSV: take event field FIELD from column COLUMN (repeatable). Columns named like a "
+    "field (event_id, type, customer_id, ts, amount, currency, order_id, category) "
+    "are used as is; other columns are ignored.",
+)
+@click.option(
+    "--ts-format",
+    default=None,
+    metavar="STRPTIME",
+    help="CSV: strptime format of the ts column (e.g. %Y%m%d); converted to RFC 3339 UTC "
+    "(date only: midnight, ...T00:00:00Z). Without it ts is kept as is, except that a "
+    "bare YYYY-MM-DD gets T00:00:00Z.",
+)
+@click.option(
+    "--default-type",
+    default=None,
+    metavar="TYPE",
+    help="CSV: event type for rows without one (e.g. purchase).",
+)
+@click.option(
+    "--event-id-from-row",
+    is_flag=True,
+    help="CSV: event_id = hash of file name and row number where the file has none (deterministic).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Limit to this many events/s (0: as fast as possible).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def produce(ctx: click.Context, broker: str, topics: TopicNames, files: tuple[str, ...],
-            file_format: str | None, topic_choice: str | None, mappings: tuple[str, ...],
-            ts_format: str | None, default_type: str | None, event_id_from_row: bool, rate: float,
-            quiet: bool) -> None:
+def produce(
+    ctx: click.Context,
+    broker: str,
+    topics: TopicNames,
+    files: tuple[str, ...],
+    file_format: str | None,
+    topic_choice: str | None,
+    mappings: tuple[str, ...],
+    ts_format: str | None,
+    default_type: str | None,
+    event_id_from_row: bool,
+    rate: float,
+    quiet: bool,
+) -> None:
     """Produce events from JSON-lines or CSV FILEs (- for stdin) into the input topics, keyed by customer_id.
 
     JSON lines are sent verbatim, so invalid events reach the worker and its dead-letter topic; a line that

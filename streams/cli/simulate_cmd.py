@@ -29,31 +29,80 @@ def _parse_start(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.command()
 @broker_option
 @topic_options
-@click.option("--customers", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Customers over the historic period (live mode keeps acquiring new ones).")
+@click.option(
+    "--customers",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Customers over the historic period (live mode keeps acquiring new ones).",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed: same seed, same stream.")
-@click.option("--start", callback=_parse_start, default=None, metavar="YYYY-MM-DD",
-              help="Event-time start of the stream (UTC). Default: today minus --days.")
-@click.option("--days", type=click.IntRange(min=1), default=400, show_default=True,
-              help="Length of the historic part in days.")
-@click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help=f"Events/s in wall time (0: as fast as possible; with --follow the live part then runs at "
-                   f"{LIVE_DEFAULT_RATE:g}/s).")
-@click.option("--max-events", type=click.IntRange(min=0), default=None,
-              help="Stop after this many messages (duplicates and bad messages included).")
-@click.option("--follow", is_flag=True,
-              help="After the historic part, keep producing live events stamped with the current time, at "
-                   "--rate, until Ctrl-C.")
-@click.option("--bad-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Share of extra bad messages (every dead-letter reason: malformed_json, schema, "
-                   "key_mismatch, too_large, currency).")
-@click.option("--duplicate-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Share of events sent twice (same event_id and bytes).")
+@click.option(
+    "--start",
+    callback=_parse_start,
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Event-time start of the stream (UTC). Default: today minus --days.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=400,
+    show_default=True,
+    help="Length of the historic part in days.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help=f"Events/s in wall time (0: as fast as possible; with --follow the live part then runs at "
+    f"{LIVE_DEFAULT_RATE:g}/s).",
+)
+@click.option(
+    "--max-events",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Stop after this many messages (duplicates and bad messages included).",
+)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="After the historic part, keep producing live events stamped with the current time, at "
+    "--rate, until Ctrl-C.",
+)
+@click.option(
+    "--bad-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of extra bad messages (every dead-letter reason: malformed_json, schema, "
+    "key_mismatch, too_large, currency).",
+)
+@click.option(
+    "--duplicate-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of events sent twice (same event_id and bytes).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def simulate(ctx: click.Context, broker: str, topics: TopicNames, customers: int, seed: int,
-             start: date | None, days: int, rate: float, max_events: int | None, follow: bool,
-             bad_ratio: float, duplicate_ratio: float, quiet: bool) -> None:
+def simulate(
+    ctx: click.Context,
+    broker: str,
+    topics: TopicNames,
+    customers: int,
+    seed: int,
+    start: date | None,
+    days: int,
+    rate: float,
+    max_events: int | None,
+    follow: bool,
+    bad_ratio: float,
+    duplicate_ratio: float,
+    quiet: bool,
+) -> None:
     """Produce a realistic synthetic event stream, in event-time order, keyed by customer_id.
 
     Personas (one-time, occasional, regular, whale buyers; prospects with interactions only), heavy-tailed
@@ -77,8 +126,14 @@ def simulate(ctx: click.Context, broker: str, topics: TopicNames, customers: int
         days = (today - start).days
         if days < 1:
             raise click.BadParameter("with --follow the start must be before today", param_hint="--start")
-    config = SimConfig(customers=customers, seed=seed, start=start, days=days, bad_ratio=bad_ratio,
-                       duplicate_ratio=duplicate_ratio)
+    config = SimConfig(
+        customers=customers,
+        seed=seed,
+        start=start,
+        days=days,
+        bad_ratio=bad_ratio,
+        duplicate_ratio=duplicate_ratio,
+    )
     simulation = Simulation(config)
     names = {PURCHASES: topics.purchases, INTERACTIONS: topics.interactions}
     check_input_topics(broker, names.values())
@@ -94,8 +149,15 @@ def simulate(ctx: click.Context, broker: str, topics: TopicNames, customers: int
     progress = make_progress(max_events, quiet, "simulate")
     try:
         result, interrupted = run_interruptible(
-            lambda stop: pump(broker, items(), stop=stop, rate=rate, max_events=max_events, progress=progress,
-                              client_id="segmenter-simulate")
+            lambda stop: pump(
+                broker,
+                items(),
+                stop=stop,
+                rate=rate,
+                max_events=max_events,
+                progress=progress,
+                client_id="segmenter-simulate",
+            )
         )
     finally:
         if progress is not None:
@@ -110,7 +172,8 @@ def simulate(ctx: click.Context, broker: str, topics: TopicNames, customers: int
         + (f" ({', '.join(f'{r} {c:,}' for r, c in sorted(bad.items()))})" if bad else ""),
         f"  customers {sum(simulation.persona_counts.values()):,}: {personas}",
         f"  event time {config.start.isoformat()} .. {end.isoformat()}"
-        + (" then live (now)" if follow else "") + f", seed {seed}",
+        + (" then live (now)" if follow else "")
+        + f", seed {seed}",
     ]
     if result.too_large:
         extra.append(f"  skipped {result.too_large:,} message(s) over the producer size limit")

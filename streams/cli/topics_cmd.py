@@ -32,8 +32,9 @@ def _table(names: TopicNames, counts: dict[str, int | None], statuses: dict[str,
             row += (statuses.get(name, "-"),)
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
 
 
 def _co_partitioning(names: TopicNames, counts: dict[str, int | None]) -> tuple[bool, str]:
@@ -61,8 +62,13 @@ def topics() -> None:
 @topics.command()
 @broker_option
 @topic_options
-@click.option("--partitions", "-p", type=click.IntRange(min=1), required=True,
-              help="Partitions of every topic (the inputs and the control topic must be equal).")
+@click.option(
+    "--partitions",
+    "-p",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Partitions of every topic (the inputs and the control topic must be equal).",
+)
 @click.option("--replication-factor", type=click.IntRange(min=1), default=1, show_default=True)
 def create(broker: str, topics: TopicNames, partitions: int, replication_factor: int) -> None:
     """Create the five topics (idempotent: existing topics are kept and reported)."""

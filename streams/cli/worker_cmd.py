@@ -78,6 +78,8 @@ from streams.topic_names import TopicNames, topic_options
     type=click.Choice(["at_least_once", "exactly_once"]),
     default="at_least_once",
     show_default=True,
+    help="at_least_once (supported; re-sends keep their event_id and bytes) or exactly_once (experimental, "
+    "see docs/RELIABILITY.md).",
 )
 @click.option("--log-level", envvar="SEGMENTER_LOG_LEVEL", default="info", show_default=True)
 @click.option(
@@ -96,6 +98,15 @@ from streams.topic_names import TopicNames, topic_options
     show_default=True,
     help="Seconds a message may wait for its batch to fill.",
 )
+@click.option(
+    "--stall-seconds",
+    envvar="SEGMENTER_STALL_SECONDS",
+    type=click.FloatRange(10, None),
+    default=300.0,
+    show_default=True,
+    help="/healthz fails when an owned input partition has lag and its committed offset has not moved for "
+    "this long (a Faust consumer stall; a restart heals it).",
+)
 @topic_options
 def worker(
     broker: str,
@@ -113,6 +124,7 @@ def worker(
     log_level: str,
     batch_size: int,
     batch_window: float,
+    stall_seconds: float,
     topics: TopicNames,
 ) -> None:
     """Consume events, keep customer aggregates, emit tier changes and project tiers to Redis."""
@@ -141,7 +153,15 @@ def worker(
         log_level=log_level,
         batch_size=batch_size,
         batch_window_seconds=batch_window,
+        stall_seconds=stall_seconds,
     )
+    if processing_guarantee == "exactly_once":
+        click.echo(
+            "warning: exactly_once is experimental: with faust-streaming 0.15.3 tier changes and dead "
+            "letters are written outside the Kafka transactions and the fault suite lost events with it; "
+            "at_least_once is the supported mode (docs/RELIABILITY.md)",
+            err=True,
+        )
     _check_redis(redis_url)
     partitions = input_partitions(broker, topics)
     run_worker(settings, rules, partitions)

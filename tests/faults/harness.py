@@ -262,8 +262,11 @@ class Fleet:
         with self._lock:
             slot.expected_down = True
             self._scrape(slot)
-        slot.worker.stop(kill=False)
-        self.note(f"stop {name}#{slot.incarnation}")
+        started = time.monotonic()
+        slot.worker.stop(kill=False)  # SIGTERM, SIGKILL after 30 s
+        code = slot.worker.process.returncode if slot.worker.process else None
+        how = "needed SIGKILL after 30 s" if code == -9 else f"exit {code}"
+        self.note(f"stop {name}#{slot.incarnation}: {how} in {time.monotonic() - started:.1f}s")
 
     def _scrape(self, slot: Slot) -> None:
         if not slot.alive():

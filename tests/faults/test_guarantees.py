@@ -1,8 +1,9 @@
 """at_least_once vs exactly_once: throughput of the same replay, and timer-sent control messages.
 
 * Throughput: the same generated history (FAULTS_TPUT_CUSTOMERS customers, ~90 messages each) is produced
-  to fresh topics for each guarantee, then two workers consume it from the start; the time from "both
-  ready" to "every message handled" (summed `segmenter_events_total`) gives messages/s. Repeated
+  to fresh topics for each guarantee, then two workers are started on it; the time from the first handled
+  message to "every message handled" (summed `segmenter_events_total`) gives messages/s, and the time from
+  starting the processes the end-to-end figure (start-up, transactional producers included). Repeated
   FAULTS_TPUT_REPEATS times, alternating the guarantees. Figures go to $FAULTS_REPORT_DIR.
 * Timers: with `--clock wall` the worker sends itself a control message per owned partition every 30 s
   from an `app.timer` (the wall clock raises the watermark, SPEC section 3). In exactly_once mode Faust
@@ -33,7 +34,11 @@ GUARANTEES = ("at_least_once", "exactly_once")
 def _handled(workers: list[WorkerProcess]) -> float:
     total = 0.0
     for worker in workers:
-        for value in re.findall(r"^segmenter_events_total\{[^}]*\} (\S+)$", worker.metrics(), re.M):
+        try:
+            text = worker.metrics()
+        except OSError:  # still starting
+            continue
+        for value in re.findall(r"^segmenter_events_total\{[^}]*\} (\S+)$", text, re.M):
             total += float(value)
     return total
 
@@ -64,29 +69,32 @@ def test_throughput_of_the_guarantees(private_stack, report_dir, tmp_path) -> No
             ]
             started = time.monotonic()
             stalled = failed = None
-            ready = done = started
+            first = done = None
             try:
                 for worker in workers:
                     worker.start(wait_ready=0)
-                for worker in workers:
-                    worker.wait_ready(180)
-                ready = time.monotonic()
-                last, last_change = -1.0, ready
-                while (handled := _handled(workers)) < len(messages):
+                last, last_change = -1.0, started
+                while True:
                     for worker in workers:
                         if worker.process.poll() is not None:
                             raise AssertionError(f"worker exited with {worker.process.returncode}")
+                    handled = _handled(workers)
+                    now = time.monotonic()
+                    if handled and first is None:
+                        first = now
+                    if handled >= len(messages):
+                        done = now
+                        break
                     if handled != last:
-                        last, last_change = handled, time.monotonic()
-                    elif time.monotonic() - last_change > 60:
+                        last, last_change = handled, now
+                    elif now - last_change > 90:
                         stalled = {
                             "handled": handled,
                             "of": len(messages),
                             "lag": lag(broker, names.app_id, inputs),
                         }
                         break
-                    time.sleep(0.2)
-                done = time.monotonic()
+                    time.sleep(0.1)
             except AssertionError as exc:
                 reasons = set()
                 for worker in workers:
@@ -102,11 +110,10 @@ def test_throughput_of_the_guarantees(private_stack, report_dir, tmp_path) -> No
                     "guarantee": guarantee,
                     "repeat": repeat,
                     "messages": len(messages),
-                    "startup_seconds": round(ready - started, 1),
-                    "processing_seconds": None if stalled or failed else round(done - ready, 2),
-                    "messages_per_second": None
-                    if stalled or failed
-                    else round(len(messages) / (done - ready)),
+                    "first_message_after_seconds": None if first is None else round(first - started, 1),
+                    "end_to_end_seconds": None if done is None else round(done - started, 2),
+                    "processing_seconds": None if done is None else round(done - first, 2),
+                    "messages_per_second": None if done is None else round(len(messages) / (done - first)),
                     "stalled": stalled,
                     "failed": failed,
                 }
@@ -136,8 +143,21 @@ def test_throughput_of_the_guarantees(private_stack, report_dir, tmp_path) -> No
     assert not bad, f"{len(bad)} of {len(runs)} runs stalled (no progress for 60 s) or failed: {bad}"
 
 
+FAUST_EOS_DEFECT = (
+    "faust-streaming 0.15.3: sends to topics the consumer does not subscribe to, and sends from timers on "
+    "quiet partitions, are not committed with the transactions (docs/RELIABILITY.md); exactly_once is "
+    "experimental. strict: a Faust that fixes it makes this test pass and the suite say so."
+)
+
+
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("guarantee", GUARANTEES)
+@pytest.mark.parametrize(
+    "guarantee",
+    [
+        "at_least_once",
+        pytest.param("exactly_once", marks=pytest.mark.xfail(strict=True, reason=FAUST_EOS_DEFECT)),
+    ],
+)
 def test_wall_clock_ticks_reach_quiet_partitions(private_stack, tmp_path, guarantee: str) -> None:
     broker, redis_url = private_stack.broker, private_stack.redis_url
     names = Names(f"w{uuid.uuid4().hex[:8]}")
@@ -171,6 +191,7 @@ def test_wall_clock_ticks_reach_quiet_partitions(private_stack, tmp_path, guaran
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.xfail(strict=True, reason=FAUST_EOS_DEFECT)
 def test_exactly_once_writes_tier_changes_and_dead_letters_inside_transactions(
     private_stack, tmp_path
 ) -> None:
