@@ -274,6 +274,24 @@ def test_prometheus_scrapes_worker_metrics(live, prometheus):
     assert scalar(prometheus, "sum(segmenter_ready)") == 1
 
 
+def test_consumer_lag_is_exported_per_owned_input_partition_and_drains(live):
+    """Every owned input partition has a lag series; once everything is processed and committed it is 0."""
+    url = f"http://127.0.0.1:{live.web_port}/metrics"
+
+    def lags() -> dict[tuple[str, str], float] | None:
+        text = http_get(url)[1].decode()
+        found = re.findall(
+            r'^segmenter_consumer_lag_messages\{partition="(\d+)",topic="([^"]+)"\} (\S+)$', text, re.M
+        )
+        series = {(topic, partition): float(value) for partition, topic, value in found}
+        return series if series and not any(series.values()) else None
+
+    series = wait_for("consumer lag series, all 0", lags, timeout=60, log=live.worker_log)
+    topics = {topic for topic, _ in series}
+    assert topics == {live.topic("purchases"), live.topic("interactions")}
+    assert http_get(f"http://127.0.0.1:{live.web_port}/healthz")[0] == 200
+
+
 def test_prometheus_loads_and_evaluates_the_alert_rules(live, prometheus):
     def evaluated() -> list[dict] | None:
         groups = json.loads(http_get(f"{prometheus}/api/v1/rules")[1])["data"]["groups"]
