@@ -26,6 +26,7 @@ from state.redis_projection import RedisProjection
 from streams import codecs, control, metrics
 from streams.committed import CommittedOffsets
 from streams.kafka_security import KafkaSecurity
+from streams.lean_monitor import LeanMonitor
 from streams.preflight import DEAD_LETTER_MAX_BYTES
 from streams.progress import PartitionProgress
 from streams.settings import WorkerSettings
@@ -63,6 +64,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         broker_max_poll_records=max(500, settings.batch_size),
         consumer_max_fetch_size=4 * 1024 * 1024,
         Table=AckedTable,
+        monitor=LeanMonitor(),
     )
     customers = _table(app, "customers", codecs.CUSTOMER_CODEC, partitions)
     clocks = _table(app, "clocks", codecs.CLOCK_CODEC, partitions)
