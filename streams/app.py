@@ -12,6 +12,7 @@ import os
 import time
 import weakref
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import faust
@@ -79,6 +80,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     kinds = {topics.purchases: Kind.PURCHASES, topics.interactions: Kind.INTERACTIONS}
     wall_grace_micros = int(settings.wall_grace_seconds * 1e6)
     wall_mode = settings.clock == "wall"
+    batched_changelog = settings.processing_guarantee == "at_least_once"
 
     @app.agent(source)
     async def segment(stream: faust.StreamT) -> None:
@@ -91,6 +93,9 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             for event in events:
                 message = event.message
                 last_event_of[message.partition] = event
+                # A RocksDB store reads a key from the database of the current event's partition; after
+                # `take_events` that is the batch's last event, so every read would look in one partition.
+                _current_event.set(weakref.ref(event))
                 kind = kinds.get(message.topic)
                 if kind is None:
                     _handle_control(engine, message, effects)
@@ -109,7 +114,9 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                     wall_floor,
                 )
             try:
-                await _complete_batch(engine, sink, customers, clocks, last_event_of, effects)
+                await _complete_batch(
+                    engine, sink, customers, clocks, last_event_of, effects, batched_changelog
+                )
             except Exception:
                 # Acknowledging this batch would commit past effects that may not exist: stop the process
                 # so the records are redelivered (harmless: replays are recognised by their offsets).
@@ -246,6 +253,7 @@ async def _complete_batch(
     clocks: AckedTable,
     last_event_of: dict[int, Any],
     effects: Effects,
+    batched_changelog: bool,
 ) -> None:
     """Make a batch's effects happen in the order that keeps them exact across crashes.
 
@@ -254,8 +262,13 @@ async def _complete_batch(
     anywhere leaves either nothing durable (the records are replayed) or a batch the next owner finishes.
     """
     changed_customers, changed_clocks = engine.take_dirty()
-    _write_tables(customers, clocks, changed_customers, changed_clocks, last_event_of)
-    await _acknowledged(customers.take_unacked() + clocks.take_unacked())
+    if batched_changelog:
+        enter = partial(_enter_partition, last_event_of)
+        await customers.put_batch(((k, v, v.partition) for k, v in changed_customers.items()), enter)
+        await clocks.put_batch(((str(p), clock, p) for p, clock in changed_clocks.items()), enter)
+    else:  # exactly_once: writes must go through Faust's transactional producers
+        _write_tables(customers, clocks, changed_customers, changed_clocks, last_event_of)
+        await _acknowledged(customers.take_unacked() + clocks.take_unacked())
     await sink.project(effects)
     await _acknowledged(sink.send(changed_customers.values(), effects))
     _write_tables(customers, clocks, {}, engine.confirm(changed_clocks), last_event_of)
@@ -263,6 +276,10 @@ async def _complete_batch(
         state.outbox = []  # sent: only the changelog copy matters now (and only if unconfirmed)
     sink.count(effects)
     effects.clear()
+
+
+def _enter_partition(last_event_of: dict[int, Any], partition: int) -> None:
+    _current_event.set(weakref.ref(last_event_of[partition]))
 
 
 async def _acknowledged(futures: list[Any]) -> None:

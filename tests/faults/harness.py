@@ -204,9 +204,11 @@ class Slot:
 class Fleet:
     """Worker slots plus a poller that scrapes each live incarnation's metrics and notices deaths."""
 
-    def __init__(self, broker: str, redis_url: str, names: Names, root: Path, guarantee: str) -> None:
+    def __init__(
+        self, broker: str, redis_url: str, names: Names, root: Path, guarantee: str, store: str = "memory"
+    ) -> None:
         self.broker, self.redis_url, self.names, self.root = broker, redis_url, names, root
-        self.guarantee = guarantee
+        self.guarantee, self.store = guarantee, store
         self.slots: dict[str, Slot] = {}
         self.snapshots: dict[tuple[str, int], Counter] = {}
         self.unexpected_exits: list[str] = []
@@ -237,7 +239,8 @@ class Fleet:
                 self.redis_url,
                 self.names,
                 self.root / name / "data",
-                extra_args=["--processing-guarantee", self.guarantee],
+                # Each slot keeps its data dir across kills: a RocksDB store restarts warm after a crash.
+                extra_args=["--processing-guarantee", self.guarantee, "--store", self.store],
             )
             self.slots[name] = Slot(name, worker)
         return self.slots[name]

@@ -53,6 +53,7 @@ pytestmark = pytest.mark.faults
 # exactly_once is opt-in (FAULTS_GUARANTEES=at_least_once,exactly_once): with Faust 0.15.3 it is known not to
 # hold (docs/RELIABILITY.md), so running it by default would only measure that again.
 GUARANTEES = [g for g in (os.environ.get("FAULTS_GUARANTEES") or "at_least_once").split(",") if g]
+STORES = [s for s in (os.environ.get("FAULTS_STORES") or "memory,rocksdb").split(",") if s]
 WORKERS = ("w1", "w2")
 
 
@@ -63,8 +64,9 @@ def _plan(config: ReplayConfig, rng: random.Random) -> list[tuple[float, str]]:
 
 
 @pytest.mark.timeout(3600)
+@pytest.mark.parametrize("store", STORES)
 @pytest.mark.parametrize("guarantee", GUARANTEES)
-def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str) -> None:
+def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str, store: str) -> None:
     config = ReplayConfig()
     rng = random.Random(config.seed)
     broker, redis_url = private_stack.broker, private_stack.redis_url
@@ -73,7 +75,11 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
     findings = Findings()
     figures = findings.figures
     figures.update(
-        guarantee=guarantee, config=asdict(config), topics_prefix=names.prefix, code=code_version()
+        guarantee=guarantee,
+        store=store,
+        config=asdict(config),
+        topics_prefix=names.prefix,
+        code=code_version(),
     )
     run_started = time.monotonic()
 
@@ -85,10 +91,11 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
     pool = ProcessPoolExecutor(1, mp_context=get_context("fork"))
     oracle_future = pool.submit(model.run_messages, messages, config.partitions, config.clock_to)
 
-    fleet = Fleet(broker, redis_url, names, tmp_path, guarantee)
+    fleet = Fleet(broker, redis_url, names, tmp_path, guarantee, store)
     fleet.live_log = report_dir / "live.log"
     fleet.note(
-        f"=== {guarantee} seed {config.seed}: {len(messages)} messages, {config.partitions} partitions"
+        f"=== {guarantee} {store} seed {config.seed}: {len(messages)} messages, "
+        f"{config.partitions} partitions"
     )
     plan = _plan(config, rng)
     kills = 0
@@ -234,7 +241,7 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
     if (figures.get("rebuild") or {}).get("exit") != 0:
         findings.problem("rebuild", str(figures.get("rebuild")))
     figures["problems"] = dict(findings.problems)
-    report = report_dir / f"replay-{guarantee}-{config.seed}-{int(time.time())}.json"
+    report = report_dir / f"replay-{guarantee}-{store}-{config.seed}-{int(time.time())}.json"
     report.write_text(json.dumps(figures, indent=2, default=str))
     print(f"\nfault replay report: {report}")
     assert kills >= min(5, config.kills), f"only {kills} kills happened"

@@ -142,18 +142,22 @@ def test_generated_history_matches_the_oracle(stack, names, tmp_path) -> None:
             assert record == expected.final[customer_id].redis_hash(), customer_id
 
 
-def test_restarted_worker_resumes_without_re_emitting(stack, names, tmp_path) -> None:
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_restarted_worker_resumes_without_re_emitting(stack, names, tmp_path, store: str) -> None:
     messages = eventgen.generate(seed=11, n_customers=60, start="2025-01-01", days=400, bad_per_reason=1)
     half = len(messages) // 2
-    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data1").start()
+    args = ["--store", store]
+    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data1", extra_args=args).start()
     try:
         produce(stack.broker, names, messages[:half])
         wait_until_quiet(lambda: topic_size(stack.broker, names.tier_changes))
     finally:
         worker.stop()
     before = topic_size(stack.broker, names.tier_changes)
-    # A fresh process with an empty data dir: state comes back from the changelog, offsets from the group.
-    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data2").start()
+    # memory: a fresh process with an empty data dir, state back from the changelog; rocksdb: the same data
+    # dir, state from the local store plus the changelog after its persisted offsets. Offsets from the group.
+    second_dir = tmp_path / ("data2" if store == "memory" else "data1")
+    worker = WorkerProcess(stack.broker, stack.redis_url, names, second_dir, extra_args=args).start()
     try:
         produce(stack.broker, names, messages[half:])
         _clock_advance(stack, names, CLOCK_TO)
