@@ -50,6 +50,7 @@ from bench.common import (
     unique_prefix,
     write_results,
 )
+from streams.encoded_table import EncodedCustomers, decode_customer
 
 MIB = 2**20
 
@@ -184,7 +185,6 @@ def deep_size(state: Any) -> int:
 
 
 def engine_memory(customers: int, per_customer: int, seed: int) -> dict[str, Any]:
-    import msgspec
 
     from segmenter.engine import Effects, Engine, InputMessage
     from segmenter.events import Kind
@@ -195,8 +195,8 @@ def engine_memory(customers: int, per_customer: int, seed: int) -> dict[str, Any
     events = synthetic_events(customers, per_customer, end, seed=seed)
     gc.collect()
     rss0 = proc_rss_bytes()
-    table: dict[str, Any] = {}
-    engine = Engine(default_rules(), table, {})
+    table: dict[str, Any] = {}  # encoded customers, as the worker's memory store keeps them
+    engine = Engine(default_rules(), EncodedCustomers(table), {})
     effects = Effects()
     kinds = {"purchases": Kind.PURCHASES, "interactions": Kind.INTERACTIONS}
     log("B: feeding the engine")
@@ -209,9 +209,8 @@ def engine_memory(customers: int, per_customer: int, seed: int) -> dict[str, Any
     elapsed = time.perf_counter() - t0
     gc.collect()
     rss1 = proc_rss_bytes()
-    encoder = msgspec.msgpack.Encoder()
-    sizes = [len(encoder.encode(state)) for state in table.values()]
-    sample = list(table.values())[:: max(1, len(table) // 2000)]
+    sizes = [len(raw) for raw in table.values()]
+    sample = [decode_customer(raw) for raw in list(table.values())[:: max(1, len(table) // 2000)]]
     result = {
         "customers": len(table),
         "events": len(events),
@@ -230,7 +229,6 @@ def engine_memory(customers: int, per_customer: int, seed: int) -> dict[str, Any
 
 # ---------------------------------------------------------------------------------------------- C: realistic
 def realistic_memory(customers: int, seed: int) -> dict[str, Any]:
-    import msgspec
 
     from segmenter.engine import Effects, Engine, InputMessage
     from segmenter.events import Kind
@@ -240,10 +238,10 @@ def realistic_memory(customers: int, seed: int) -> dict[str, Any]:
     start = date.today() - timedelta(days=365)
     messages = list(Simulation(SimConfig(customers=customers, seed=seed, start=start, days=365)).historic())
     kinds = {"purchases": Kind.PURCHASES, "interactions": Kind.INTERACTIONS}
-    table: dict[str, Any] = {}
+    table: dict[str, Any] = {}  # encoded customers, as the worker's memory store keeps them
     gc.collect()
     tracemalloc.start()
-    engine = Engine(default_rules(), table, {})
+    engine = Engine(default_rules(), EncodedCustomers(table), {})
     effects = Effects()
     for offset, message in enumerate(messages):
         partition = hash(message.key) % 4
@@ -257,8 +255,7 @@ def realistic_memory(customers: int, seed: int) -> dict[str, Any]:
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    encoder = msgspec.msgpack.Encoder()
-    sizes = [len(encoder.encode(state)) for state in table.values()]
+    sizes = [len(raw) for raw in table.values()]
     return {
         "customers": len(table),
         "events": len(messages),

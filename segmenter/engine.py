@@ -341,11 +341,13 @@ class Engine:
             elif target > state.day:
                 self._advance_customer(state, target, effects)
         apply_event(state, event, self.config.dedupe_horizon_micros)
-        features = WindowSums(state, self.rules.value_days, self.rules.engagement_days).at(target)
+        self._prune(state, target)  # the record below is as of `target`, so the same cut as in `_finish`
+        sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
+        features = sums.at(target)
         tiers = self.rules.classify(features)
         self._record(state, target, tiers, features, event.ts, event.reason, event.event_id, effects)
         state.day = target
-        self._finish(state, effects)
+        self._finish(state, effects, sums)
 
     def _advance_customer(self, state: CustomerState, target: int, effects: Effects) -> None:
         """Evaluate the customer at every day in (D_c, target] that changes a tier, then set D_c = target."""
@@ -409,20 +411,23 @@ class Engine:
             state.as_of = day
             effects.projections[state.customer_id] = state
 
-    def _finish(self, state: CustomerState, effects: Effects) -> None:
-        """Prune what no window needs any more, find the next due day, store the state."""
+    def _finish(self, state: CustomerState, effects: Effects, sums: WindowSums | None = None) -> None:
+        """Prune what no window needs any more, find the next due day, store the state.
+
+        `sums`: window sums of the state as it is now, already pruned (saves rebuilding them).
+        """
         assert state.as_of is not None and state.day is not None
-        prune_buckets(
-            state,
-            state.as_of - self._keep_purchase_days + 1,
-            state.as_of - self._keep_interaction_days + 1,
-        )
+        if sums is None:
+            self._prune(state, state.as_of)
         current = tuple(state.tiers.get(name) for name in self._dimensions)
-        first_change = next(self.timeline.changes(state, state.day, current), None)
+        first_change = next(self.timeline.changes(state, state.day, current, sums), None)
         state.next_due = None if first_change is None else first_change.day
         self.timers_for(state.partition).schedule(state.customer_id, state.next_due)
         self._touch(state)
         self._dirty_customers[state.customer_id] = state
+
+    def _prune(self, state: CustomerState, as_of: int) -> None:
+        prune_buckets(state, as_of - self._keep_purchase_days + 1, as_of - self._keep_interaction_days + 1)
 
     def _advance_partition(
         self, partition: int, old_day: int | None, new_day: int | None, effects: Effects

@@ -58,9 +58,16 @@ class Timeline:
                 days.update(base + offset for offset in offsets)
         return sorted(day for day in days if day > after)
 
-    def changes(self, state: CustomerState, after: int, tiers: tuple[str | None, ...]) -> Iterator[Change]:
+    def changes(
+        self,
+        state: CustomerState,
+        after: int,
+        tiers: tuple[str | None, ...],
+        sums: WindowSums | None = None,
+    ) -> Iterator[Change]:
         """Yield, in day order, each day > `after` whose tiers differ from the previous day's."""
-        sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
+        if sums is None:
+            sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
         classify = self.rules.classify
         current = tiers
         for day in self.candidate_days(state, after):

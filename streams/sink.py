@@ -7,6 +7,7 @@ The agent calls the steps in order, each after the previous one is acknowledged:
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,13 +61,16 @@ class EffectSink:
     @staticmethod
     def count(effects: Effects) -> None:
         """Metrics of a batch whose effects are acknowledged."""
-        for change in effects.transitions:
-            metrics.TRANSITIONS.labels(
-                change.dimension, change.from_tier or "", change.to_tier, change.reason
-            ).inc()
-            if change.from_tier is not None:
-                metrics.CUSTOMERS.labels(change.dimension, change.from_tier).dec()
-            metrics.CUSTOMERS.labels(change.dimension, change.to_tier).inc()
+        moves = Counter((c.dimension, c.from_tier or "", c.to_tier, c.reason) for c in effects.transitions)
+        tier_deltas: Counter[tuple[str, str]] = Counter()
+        for (dimension, from_tier, to_tier, reason), count in moves.items():
+            metrics.TRANSITIONS.labels(dimension, from_tier, to_tier, reason).inc(count)
+            if from_tier:
+                tier_deltas[(dimension, from_tier)] -= count
+            tier_deltas[(dimension, to_tier)] += count
+        for (dimension, tier), delta in tier_deltas.items():
+            if delta:
+                metrics.CUSTOMERS.labels(dimension, tier).inc(delta)
         if effects.resent:
             metrics.RESENT.inc(effects.resent)
         for letter in effects.dead_letters:
