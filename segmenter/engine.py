@@ -174,6 +174,8 @@ class Engine:
     def flush(self) -> None:
         """Write changed states to the tables directly, their effects counting as delivered (tests, tools)."""
         customers, clocks = self.take_dirty()
+        for state in customers.values():
+            state.outbox = []  # delivered
         self.customers.update(customers)
         clocks.update(self.confirm(clocks))
         for partition, clock in clocks.items():

@@ -277,9 +277,18 @@ async def _complete_batch(
         await _acknowledged(customers.take_unacked() + clocks.take_unacked())
     await sink.project(effects)
     await _acknowledged(sink.send(changed_customers.values(), effects))
-    _write_tables(customers, clocks, {}, engine.confirm(changed_clocks), last_event_of)
-    for state in changed_customers.values():
-        state.outbox = []  # sent: only the changelog copy matters now (and only if unconfirmed)
+    confirmed = engine.confirm(changed_clocks)
+    if batched_changelog:  # the path of step 1, so Kafka keeps them in order; no wait: a loss only re-sends
+        await clocks.put_batch(((str(p), clock, p) for p, clock in confirmed.items()), enter, wait=False)
+    else:
+        _write_tables(customers, clocks, {}, confirmed, last_event_of)
+    # Sent and confirmed: only the changelog's copy of an outbox can still matter (to a successor that finds
+    # the batch unconfirmed). The local store drops it: tier-change JSON is most of a fresh customer's bytes.
+    for customer_id, state in changed_customers.items():
+        if state.outbox:
+            state.outbox = []
+            _enter_partition(last_event_of, state.partition)
+            customers.data[customer_id] = encode_customer(state)
     sink.count(effects)
     effects.clear()
 

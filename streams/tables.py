@@ -31,11 +31,17 @@ class AckedTable(faust.Table):
         return self.__dict__.pop("_unacked", [])
 
     async def put_batch(
-        self, writes: Iterable[tuple[str, Any, int]], enter_partition: Callable[[int], None]
+        self,
+        writes: Iterable[tuple[str, Any, int]],
+        enter_partition: Callable[[int], None],
+        wait: bool = True,
     ) -> None:
         """Store `(key, value, partition)` writes and put them in the changelog; return once Kafka has them.
 
         `enter_partition(p)` makes p the current event's partition (the store files keys under it).
+        `wait=False` returns once the records are queued: still in order with every other `put_batch` of
+        this table (one producer, one request in flight per partition). Never mix this with Faust's own
+        table writes: those go through Faust's buffer and can reach Kafka after later batches sent here.
         """
         producer = self.app.producer._ensure_producer()  # noqa: SLF001 - the aiokafka producer
         topic = self.changelog_topic.get_topic_name()
@@ -62,6 +68,8 @@ class AckedTable(faust.Table):
             batch.append(key=raw_key, value=raw_value, timestamp=None)  # a new batch takes any first record
         for partition in list(open_batches):
             await send(partition)
+        if not wait:
+            return
         results = await asyncio.gather(*(future for _, _, future in sent))
         last: dict[int, int] = {}
         for (partition, count, _), metadata in zip(sent, results, strict=True):
