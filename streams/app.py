@@ -152,6 +152,9 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     @app.timer(interval=10.0)
     async def watch_progress() -> None:
         """Consumer lag per owned input partition, and the stall detector behind /healthz."""
+        if app.rebalancing:
+            progress.restart_clocks(time.monotonic())
+            return
         owned = [tp for tp in app.assignor.assigned_actives() if tp.topic in kinds]
         ends = {(tp.topic, tp.partition): n for tp, n in (await app.consumer.highwaters(*owned)).items()}
         offsets = await committed.of(list(ends)) if ends else {}
@@ -183,6 +186,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     @app.on_rebalance_complete.connect
     async def on_rebalanced(app: faust.App, **kwargs: Any) -> None:
         engine.forget_partitions()
+        progress.restart_clocks(time.monotonic())
         committed = app.consumer._committed_offset  # noqa: SLF001 - the group's committed input offsets
         engine.seed_offsets(
             {(tp.topic, tp.partition): n for tp, n in committed.items() if tp.topic in kinds and n}
@@ -210,7 +214,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Response:
-        stalled = progress.stalled(time.monotonic(), busy.started_at)
+        stalled = {} if app.rebalancing else progress.stalled(time.monotonic(), busy.started_at)
         if stalled:
             shown = ", ".join(
                 f"{topic}[{partition}] for {s:.0f}s" for (topic, partition), s in stalled.items()

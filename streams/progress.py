@@ -37,6 +37,11 @@ class PartitionProgress:
                 self._moved_at[key] = now
         return dict(self._lag)
 
+    def restart_clocks(self, now: float) -> None:
+        """A rebalance pauses every partition: nobody's offsets move, and that is not a stall."""
+        for key in self._moved_at:
+            self._moved_at[key] = now
+
     def stalled(self, now: float, batch_started_at: float | None) -> dict[Partition, float]:
         """Partitions with lag whose committed offset has been still for too long: {partition: seconds}.
 

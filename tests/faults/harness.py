@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -180,6 +181,10 @@ def parse_metrics(text: str) -> Counter[tuple[str, tuple[tuple[str, str], ...]]]
     return out
 
 
+LIVENESS_STALL_SECONDS = 30  # the workers' --stall-seconds (production default: 300)
+LIVENESS_FAILURES = 3  # consecutive failed /healthz polls (1 s apart) before a restart
+
+
 @dataclass
 class Slot:
     """One worker identity (data dir, web port); its process is killed and restarted: incarnations."""
@@ -189,6 +194,7 @@ class Slot:
     incarnation: int = 0
     expected_down: bool = True  # True while not running or while we are stopping/killing it
     needs_restart: bool = False  # refused to start while Redis was down: start again once it is back
+    liveness_failures: int = 0
     starts: list[float] = field(default_factory=list)
 
     def start(self) -> None:
@@ -212,6 +218,8 @@ class Fleet:
         self.slots: dict[str, Slot] = {}
         self.snapshots: dict[tuple[str, int], Counter] = {}
         self.unexpected_exits: list[str] = []
+        # Workers restarted because /healthz reported a stalled partition (what a liveness probe does).
+        self.liveness_restarts: list[str] = []
         # Exits at start-up because Kafka or Redis did not answer (by design: one line, exit 1); restarted
         # once the server is back.
         self.refused_starts: list[str] = []
@@ -240,7 +248,14 @@ class Fleet:
                 self.names,
                 self.root / name / "data",
                 # Each slot keeps its data dir across kills: a RocksDB store restarts warm after a crash.
-                extra_args=["--processing-guarantee", self.guarantee, "--store", self.store],
+                extra_args=[
+                    "--processing-guarantee",
+                    self.guarantee,
+                    "--store",
+                    self.store,
+                    "--stall-seconds",
+                    str(LIVENESS_STALL_SECONDS),
+                ],
             )
             self.slots[name] = Slot(name, worker)
         return self.slots[name]
@@ -287,6 +302,14 @@ class Fleet:
         while not self._stop.is_set():
             with self._lock:
                 for slot in self.slots.values():
+                    if slot.alive() and not slot.expected_down and self._failing_liveness(slot):
+                        label = f"{slot.name}#{slot.incarnation}"
+                        self.liveness_restarts.append(label)
+                        self.note(f"liveness probe failed {LIVENESS_FAILURES}x on {label}: restart")
+                        slot.expected_down = True
+                        slot.worker.stop(kill=False)
+                        slot.start()
+                        self.note(f"start {slot.name}#{slot.incarnation}")
                     if slot.alive():
                         self._scrape(slot)
                     elif not slot.expected_down:
@@ -301,6 +324,21 @@ class Fleet:
                             self.unexpected_exits.append(label)
                             self.note(f"UNEXPECTED EXIT {label}")
             self._stop.wait(1.0)
+
+    def _failing_liveness(self, slot: Slot) -> bool:
+        """Like a Kubernetes liveness probe: /healthz not 200 several polls in a row (connection errors do
+        not count: a starting worker does not serve yet)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{slot.worker.port}/healthz", timeout=2):
+                slot.liveness_failures = 0
+        except urllib.error.HTTPError:
+            slot.liveness_failures += 1
+        except OSError:
+            pass
+        if slot.liveness_failures >= LIVENESS_FAILURES:
+            slot.liveness_failures = 0
+            return True
+        return False
 
     def server_down(self, server: str) -> None:
         self.down_windows[server] = (time.monotonic(), float("inf"))

@@ -42,3 +42,12 @@ def test_a_partition_given_away_is_forgotten() -> None:
     progress.observe(0, {P0: 40}, {P0: 100})
     progress.observe(100, {}, {P1: 0})
     assert progress.stalled(100, None) == {}
+
+
+def test_a_rebalance_restarts_the_stall_clocks() -> None:
+    progress = PartitionProgress(stall_seconds=60)
+    progress.observe(0, {P0: 40}, {P0: 100})
+    progress.restart_clocks(50)  # the group rebalanced: nothing moved meanwhile, by design
+    progress.observe(100, {P0: 40}, {P0: 100})
+    assert progress.stalled(100, None) == {}
+    assert progress.stalled(110, None) == {P0: 60}
