@@ -36,6 +36,7 @@ from streams.sink import EffectSink
 from streams.tables import AckedTable
 
 log = logging.getLogger(__name__)
+REVOKE_WAIT_SECONDS = 40.0  # a batch that cannot finish this long into a rebalance ends the process
 
 
 def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faust.App:
@@ -92,10 +93,14 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_seconds):
             started = time.perf_counter()
             busy.started_at = time.monotonic()
+            busy.idle.clear()
             wall_floor = int(time.time() * 1e6) - wall_grace_micros if wall_mode else None
             last_event_of: dict[int, Any] = {}
+            owned = app.assignor.assigned_actives()
             for event in events:
                 message = event.message
+                if message.tp not in owned:  # buffered before a rebalance took the partition away
+                    continue
                 last_event_of[message.partition] = event
                 # A RocksDB store reads a key from the database of the current event's partition; after
                 # `take_events` that is the batch's last event, so every read would look in one partition.
@@ -128,6 +133,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                 logging.shutdown()
                 os._exit(70)
             busy.started_at = None
+            busy.idle.set()
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             for partition in last_event_of:
                 _export_watermark(engine, partition)
@@ -181,6 +187,16 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        """Let the batch in flight finish before the partitions go: its writes must not land after the next
+        owner started (a zombie's older state or clock could overwrite the new owner's in the changelog)."""
+        try:
+            await asyncio.wait_for(busy.idle.wait(), timeout=REVOKE_WAIT_SECONDS)
+        except TimeoutError:
+            log.critical(
+                "the batch in flight did not finish within %ss of a rebalance; exiting", REVOKE_WAIT_SECONDS
+            )
+            logging.shutdown()
+            os._exit(70)
         engine.forget_partitions()
 
     @app.on_rebalance_complete.connect
@@ -233,9 +249,12 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
 
 
 class _Busy:
-    """When the batch in progress started (None between batches)."""
+    """When the batch in progress started (None between batches), and an event set between batches."""
 
-    started_at: float | None = None
+    def __init__(self) -> None:
+        self.started_at: float | None = None
+        self.idle = asyncio.Event()
+        self.idle.set()
 
 
 def _table(app: faust.App, name: str, codec: str, partitions: int) -> Any:
