@@ -158,8 +158,8 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     @app.timer(interval=10.0)
     async def watch_progress() -> None:
         """Consumer lag per owned input partition, and the stall detector behind /healthz."""
-        if app.rebalancing:
-            progress.restart_clocks(time.monotonic())
+        if _recovering(app):
+            progress.restart_clocks(time.monotonic())  # nothing is processed meanwhile, by design
             return
         owned = [tp for tp in app.assignor.assigned_actives() if tp.topic in kinds]
         ends = {(tp.topic, tp.partition): n for tp, n in (await app.consumer.highwaters(*owned)).items()}
@@ -230,7 +230,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Response:
-        stalled = {} if app.rebalancing else progress.stalled(time.monotonic(), busy.started_at)
+        stalled = {} if _recovering(app) else progress.stalled(time.monotonic(), busy.started_at)
         if stalled:
             shown = ", ".join(
                 f"{topic}[{partition}] for {s:.0f}s" for (topic, partition), s in stalled.items()
@@ -246,6 +246,11 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     app.segmenter_engine = engine  # type: ignore[attr-defined]
     app.segmenter_projection = projection  # type: ignore[attr-defined]
     return app
+
+
+def _recovering(app: faust.App) -> bool:
+    """Rebalancing or reading changelogs: nothing is processed meanwhile, by design (not a stall)."""
+    return bool(app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set())
 
 
 class _Busy:
