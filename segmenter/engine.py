@@ -299,6 +299,10 @@ class Engine:
         if self.autoflush:
             self.flush()
 
+    def processed_offset(self, topic: str, partition: int) -> int:
+        """Next offset of this input partition to process, as far as this engine knows (0: unknown)."""
+        return max(0, self._next_offsets.get((topic, partition), 0))
+
     def seed_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
         """Next offsets to process per (input topic, partition), e.g. the group's committed offsets."""
         for key, offset in offsets.items():

@@ -100,6 +100,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             for event in events:
                 message = event.message
                 if message.tp not in owned:  # buffered before a rebalance took the partition away
+                    metrics.NOT_OWNED.inc()
                     continue
                 last_event_of[message.partition] = event
                 # A RocksDB store reads a key from the database of the current event's partition; after
@@ -122,10 +123,16 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                     effects,
                     wall_floor,
                 )
+            batch = asyncio.ensure_future(
+                _complete_batch(engine, sink, customers, clocks, last_event_of, effects, batched_changelog)
+            )
             try:
-                await _complete_batch(
-                    engine, sink, customers, clocks, last_event_of, effects, batched_changelog
-                )
+                await asyncio.shield(batch)
+            except asyncio.CancelledError:
+                # The worker is stopping. `take_events` acknowledges this batch's events when it is closed,
+                # and a commit may follow: finish the batch first, or leave without committing anything.
+                await _finish_or_exit(batch)
+                raise
             except Exception:
                 # Acknowledging this batch would commit past effects that may not exist: stop the process
                 # so the records are redelivered (harmless: replays are recognised by their offsets).
@@ -166,10 +173,15 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         offsets = await committed.of(list(ends)) if ends else {}
         if offsets is None:
             return
-        lags = progress.observe(time.monotonic(), offsets, ends)
         metrics.CONSUMER_LAG.clear()
-        for (topic, partition), lag in lags.items():
-            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+        for (topic, partition), end in ends.items():
+            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(
+                max(0, end - offsets.get((topic, partition), 0))
+            )
+        # A stall is input that does not reach the agent: judge by the position processed, not the commits
+        # (Faust can lag behind on commits for a while after a rebalance; a restart would only replay).
+        processed = {key: max(offsets.get(key, 0), engine.processed_offset(*key)) for key in ends}
+        progress.observe(time.monotonic(), processed, ends)
 
     @app.timer(interval=2.0)
     async def recheck_pending() -> None:
@@ -319,6 +331,16 @@ async def _complete_batch(
             customers.data[customer_id] = encode_customer(state)
     sink.count(effects)
     effects.clear()
+
+
+async def _finish_or_exit(batch: asyncio.Future) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(batch), timeout=REVOKE_WAIT_SECONDS)
+        batch.result()
+    except BaseException:  # noqa: BLE001 - cancelled again, failed or too slow: no acknowledgement may follow
+        log.critical("stopping in the middle of a batch that did not complete; exiting", exc_info=True)
+        logging.shutdown()
+        os._exit(70)
 
 
 def _enter_partition(last_event_of: dict[int, Any], partition: int) -> None:
