@@ -19,9 +19,9 @@ class PartitionClock(msgspec.Struct, omit_defaults=True):
     # `clock advance` requests waiting for the inputs to reach the offsets they were issued at:
     # (floor micros, {input topic: next offset that must have been processed}).
     pending: list[tuple[int, dict[str, int]]] = msgspec.field(default_factory=list)
-    # Customers written by the batch in flight whose effects (Redis record, outbox) are not confirmed yet:
-    # written together with their states, cleared once Redis and Kafka acknowledged. A worker that takes
-    # the partition over re-projects them and re-sends their outboxes.
+    # Only in a partition's marker record (`Engine.markers_for`, key "<p>:unconfirmed"): customers written
+    # by the batch in flight whose effects (Redis record, outbox) are not confirmed yet. A worker that
+    # takes the partition over re-projects them and re-sends their outboxes.
     unconfirmed: list[str] = msgspec.field(default_factory=list)
 
     def watermark_micros(self) -> int | None:

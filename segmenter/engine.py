@@ -8,7 +8,7 @@ tested without a broker.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from segmenter.clock import PartitionClock
@@ -142,34 +142,32 @@ class Engine:
         return state if state is not None else self.customers.get(customer_id)
 
     def take_dirty(self) -> tuple[dict[str, CustomerState], dict[int, PartitionClock]]:
-        """States changed since the last call, for the caller to write to the tables.
-
-        The clock of every partition with changed customers lists them as `unconfirmed`: the caller writes
-        these records, waits until they are durable, then projects the customers to Redis and sends their
-        `outbox`, and finally writes the clocks returned by `confirm`. Whoever owns the partition after a
-        crash in between finishes the job (`_take_over`), so a tier change exists on the topic only for
-        durable state, is never lost, and a re-send is byte-identical.
-        """
+        """States changed since the last call, for the caller to write to the tables (see `markers_for`)."""
         customers, clocks = self._dirty_customers, self._dirty_clocks
         self._dirty_customers, self._dirty_clocks, self._touched = {}, {}, set()
+        return customers, clocks
+
+    def markers_for(self, customers: dict[str, CustomerState]) -> dict[str, PartitionClock]:
+        """Per partition, a record naming the batch's customers as unconfirmed (clocks table, own key).
+
+        The caller writes these first and waits until they are durable, then the states (each with its
+        `outbox`) and clocks, then projects the customers to Redis and sends their outboxes, and finally
+        writes the records returned by `confirm`. Whoever owns the partition after a crash in between
+        finishes the job (`_take_over`): a tier change exists on the topic only for durable state, is never
+        lost, and a re-send is byte-identical. The marker is not part of the clock, so a marker that lands
+        without its states does not move the watermark ahead of the records the replay applies again.
+        """
         by_partition: dict[int, list[str]] = {}
         for customer_id, state in customers.items():
             by_partition.setdefault(state.partition, []).append(customer_id)
-        for partition, customer_ids in by_partition.items():
-            clock = self.clock_for(partition)
-            clock.unconfirmed = customer_ids
-            clocks[partition] = clock
-        return customers, clocks
+        return {
+            marker_key(partition): PartitionClock(partition=partition, unconfirmed=ids)
+            for partition, ids in by_partition.items()
+        }
 
-    def confirm(self, partitions: Iterable[int]) -> dict[int, PartitionClock]:
-        """The effects of the last batch on these partitions are acknowledged: clocks to write back."""
-        confirmed: dict[int, PartitionClock] = {}
-        for partition in partitions:
-            clock = self.clock_for(partition)
-            if clock.unconfirmed:
-                clock.unconfirmed = []
-                confirmed[partition] = clock
-        return confirmed
+    def confirm(self, markers: dict[str, PartitionClock]) -> dict[str, PartitionClock]:
+        """The effects of the batch behind these markers are acknowledged: the cleared markers to write."""
+        return {key: PartitionClock(partition=marker.partition) for key, marker in markers.items()}
 
     def flush(self) -> None:
         """Write changed states to the tables directly, their effects counting as delivered (tests, tools)."""
@@ -177,13 +175,16 @@ class Engine:
         for state in customers.values():
             state.outbox = []  # delivered
         self.customers.update(customers)
-        clocks.update(self.confirm(clocks))
         for partition, clock in clocks.items():
             self.clocks[str(partition)] = clock
 
+    def _unconfirmed(self, partition: int) -> list[str]:
+        marker = self.clocks.get(marker_key(partition))
+        return marker.unconfirmed if marker is not None else []
+
     def needs_takeover(self, partition: int) -> bool:
         """A crash left this partition's last batch unconfirmed and nobody has finished it yet."""
-        return partition not in self._taken_over and bool(self.clock_for(partition).unconfirmed)
+        return partition not in self._taken_over and bool(self._unconfirmed(partition))
 
     def _take_over(self, partition: int, effects: Effects) -> None:
         """Finish the unconfirmed batch a crash left behind: re-project its customers, re-send their outboxes.
@@ -194,7 +195,7 @@ class Engine:
         if partition in self._taken_over:
             return
         self._taken_over.add(partition)
-        for customer_id in self.clock_for(partition).unconfirmed:
+        for customer_id in self._unconfirmed(partition):
             state = self.customer(customer_id)
             if state is None or state.partition != partition:
                 continue
@@ -471,6 +472,11 @@ class Engine:
         fields["rules_version"] = self.rules.version
         fields["version"] = str(state.version)
         return fields
+
+
+def marker_key(partition: int) -> str:
+    """Key of a partition's unconfirmed-batch marker in the clocks table (the clock itself is `str(p)`)."""
+    return f"{partition}:unconfirmed"
 
 
 def _observe(clock: PartitionClock, kind: str, ts_micros: int) -> bool:

@@ -37,6 +37,7 @@ from streams.tables import AckedTable
 
 log = logging.getLogger(__name__)
 REVOKE_WAIT_SECONDS = 40.0  # a batch that cannot finish this long into a rebalance ends the process
+KAFKA_ACK_TIMEOUT_SECONDS = 120.0  # Kafka acknowledgements of one batch step (longer than a broker restart)
 
 
 def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faust.App:
@@ -306,20 +307,30 @@ async def _complete_batch(
     anywhere leaves either nothing durable (the records are replayed) or a batch the next owner finishes.
     """
     changed_customers, changed_clocks = engine.take_dirty()
+    markers = engine.markers_for(changed_customers)
+    clock_writes = {str(p): clock for p, clock in changed_clocks.items()}
     if batched_changelog:
         enter = partial(_enter_partition, last_event_of)
-        await customers.put_batch(
-            ((k, encode_customer(v), v.partition) for k, v in changed_customers.items()), enter
+        # The markers first: if they land and the states do not, the next owner re-sends the customers'
+        # previous outboxes (exact duplicates) and the replay decides anew; the other way round would leave
+        # durable states whose tier changes nobody sends.
+        await _in_time(clocks.put_batch(((k, m, m.partition) for k, m in markers.items()), enter))
+        await _in_time(
+            customers.put_batch(
+                ((k, encode_customer(v), v.partition) for k, v in changed_customers.items()), enter
+            )
         )
-        await clocks.put_batch(((str(p), clock, p) for p, clock in changed_clocks.items()), enter)
+        await _in_time(clocks.put_batch(((k, c, c.partition) for k, c in clock_writes.items()), enter))
     else:  # exactly_once: writes must go through Faust's transactional producers
-        _write_tables(customers, clocks, changed_customers, changed_clocks, last_event_of)
+        _write_tables(customers, clocks, {}, markers, last_event_of)
+        await _acknowledged(clocks.take_unacked())
+        _write_tables(customers, clocks, changed_customers, clock_writes, last_event_of)
         await _acknowledged(customers.take_unacked() + clocks.take_unacked())
     await sink.project(effects)
     await _acknowledged(sink.send(changed_customers.values(), effects))
-    confirmed = engine.confirm(changed_clocks)
+    confirmed = engine.confirm(markers)
     if batched_changelog:  # the path of step 1, so Kafka keeps them in order; no wait: a loss only re-sends
-        await clocks.put_batch(((str(p), clock, p) for p, clock in confirmed.items()), enter, wait=False)
+        await clocks.put_batch(((k, m, m.partition) for k, m in confirmed.items()), enter, wait=False)
     else:
         _write_tables(customers, clocks, {}, confirmed, last_event_of)
     # Sent and confirmed: only the changelog's copy of an outbox can still matter (to a successor that finds
@@ -349,14 +360,21 @@ def _enter_partition(last_event_of: dict[int, Any], partition: int) -> None:
 
 async def _acknowledged(futures: list[Any]) -> None:
     if futures:
-        await asyncio.gather(*futures)
+        await _in_time(asyncio.gather(*futures))
+
+
+async def _in_time(awaitable: Any) -> Any:
+    """Kafka acknowledgements of a batch, bounded: a producer that never answers (seen once: a send that
+    never resolved after a rebalance) must end the process, not hold the agent, its partitions and their
+    commits for ever. Longer than a broker restart."""
+    return await asyncio.wait_for(awaitable, timeout=KAFKA_ACK_TIMEOUT_SECONDS)
 
 
 def _write_tables(
     customers: Any,
     clocks: Any,
     changed_customers: dict[str, Any],
-    changed_clocks: dict[int, Any],
+    clock_records: dict[str, Any],
     last_event_of: dict[int, Any],
 ) -> None:
     """One table write per changed customer per batch, each in an event of its own partition.
@@ -367,9 +385,9 @@ def _write_tables(
     for customer_id, state in changed_customers.items():
         _current_event.set(weakref.ref(last_event_of[state.partition]))
         customers[customer_id] = encode_customer(state)
-    for partition, clock in changed_clocks.items():
-        _current_event.set(weakref.ref(last_event_of[partition]))
-        clocks[str(partition)] = clock
+    for key, clock in clock_records.items():
+        _current_event.set(weakref.ref(last_event_of[clock.partition]))
+        clocks[key] = clock
 
 
 def _handle_control(engine: Engine, message: Any, effects: Effects) -> None:

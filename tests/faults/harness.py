@@ -182,6 +182,7 @@ def parse_metrics(text: str) -> Counter[tuple[str, tuple[tuple[str, str], ...]]]
 
 
 LIVENESS_STALL_SECONDS = 30  # the workers' --stall-seconds (production default: 300)
+SELF_EXIT_CODE = 70
 LIVENESS_FAILURES = 3  # consecutive failed /healthz polls (1 s apart) before a restart
 
 
@@ -220,6 +221,7 @@ class Fleet:
         self.unexpected_exits: list[str] = []
         # Workers restarted because /healthz reported a stalled partition (what a liveness probe does).
         self.liveness_restarts: list[str] = []
+        self.self_exits: list[str] = []  # exit 70: a batch given up without committing (streams/app.py)
         # Exits at start-up because Kafka or Redis did not answer (by design: one line, exit 1); restarted
         # once the server is back.
         self.refused_starts: list[str] = []
@@ -316,7 +318,14 @@ class Fleet:
                         slot.expected_down = True
                         code = slot.worker.process.returncode if slot.worker.process else None
                         label = f"{slot.name}#{slot.incarnation} exit {code}"
-                        if self._refused_start(slot):
+                        if code == SELF_EXIT_CODE:
+                            # The worker gave up a batch it could not make durable (by design, no commit
+                            # follows): an orchestrator restarts it, so does the harness.
+                            self.self_exits.append(label)
+                            self.note(f"{label}: exit {code}, gave up a batch (restarted)")
+                            slot.start()
+                            self.note(f"start {slot.name}#{slot.incarnation}")
+                        elif self._refused_start(slot):
                             slot.needs_restart = True
                             self.refused_starts.append(label)
                             self.note(f"{label}: refused to start while a server was down (restarted later)")

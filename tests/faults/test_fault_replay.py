@@ -205,6 +205,7 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
     figures["incarnations"] = {name: slot.incarnation for name, slot in fleet.slots.items()}
     figures["unexpected_exits"] = fleet.unexpected_exits
     figures["liveness_restarts"] = fleet.liveness_restarts
+    figures["self_exits"] = fleet.self_exits
     figures["refused_starts_server_down"] = fleet.refused_starts
     figures["timeline"] = fleet.events
     figures["metrics_summed_over_incarnations"] = metric_sums(fleet.totals(), names)

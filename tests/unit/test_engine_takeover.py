@@ -1,8 +1,9 @@
 """A crash between a batch's durable state and its effects: the next owner finishes the batch exactly.
 
-The worker writes a batch's states (with each customer's `outbox` of tier changes and the partition
-clock's `unconfirmed` list), then Redis, then the sends, then the confirming clocks. These tests play that
-order against a changelog kept as encoded bytes (what a recovering worker reads) and crash at each step.
+The worker writes a per-partition marker naming the batch's customers as unconfirmed, then their states
+(each with its `outbox` of tier changes) and the clocks, then Redis, then the sends, then the cleared
+markers. These tests play that order against a changelog kept as encoded bytes (what a
+recovering worker reads) and crash at each step.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ class Changelog:
         self.customers: dict[str, bytes] = {}
         self.clocks: dict[str, bytes] = {}
 
-    def write(self, customers: dict[str, CustomerState], clocks: dict[int, PartitionClock]) -> None:
+    def write(self, customers: dict[str, CustomerState], clocks: dict[str, PartitionClock]) -> None:
         self.customers.update({k: msgspec.msgpack.encode(v) for k, v in customers.items()})
-        self.clocks.update({str(k): msgspec.msgpack.encode(v) for k, v in clocks.items()})
+        self.clocks.update({k: msgspec.msgpack.encode(v) for k, v in clocks.items()})
 
     def recover(self) -> Engine:
         customers = {k: msgspec.msgpack.decode(v, type=CustomerState) for k, v in self.customers.items()}
@@ -44,20 +45,24 @@ def purchase(offset: int, customer: str, day: str, amount: str = "20.00") -> Inp
 
 
 def run_batch(engine: Engine, log: Changelog, messages: list[InputMessage], crash_after: str = "") -> list:
-    """The agent's order; returns the tier-change bodies sent (before any crash)."""
+    """The agent's order (streams/app.py `_complete_batch`); returns the tier-change bodies sent."""
     effects = Effects()
     for message in messages:
         engine.handle_input(message, effects)
     customers, clocks = engine.take_dirty()
+    markers = engine.markers_for(customers)
     if crash_after == "nothing":
         return []
-    write(engine, log, customers, clocks)
+    write(engine, log, {}, markers)
+    if crash_after == "markers":
+        return []
+    write(engine, log, customers, {str(p): c for p, c in clocks.items()})
     if crash_after == "tables":
         return []
     sent = [body for state in customers.values() for body in state.outbox]
     if crash_after == "sends":
         return sent
-    write(engine, log, {}, engine.confirm(clocks))
+    write(engine, log, {}, engine.confirm(markers))
     for state in customers.values():
         state.outbox = []  # as the agent does once the sends are acknowledged
     return sent
@@ -66,7 +71,7 @@ def run_batch(engine: Engine, log: Changelog, messages: list[InputMessage], cras
 def write(engine: Engine, log: Changelog, customers: dict, clocks: dict) -> None:
     """A table write: the worker's own table and the changelog."""
     engine.customers.update(customers)
-    engine.clocks.update({str(k): v for k, v in clocks.items()})
+    engine.clocks.update(clocks)
     log.write(customers, clocks)
 
 
@@ -114,6 +119,20 @@ def test_crash_after_the_sends_re_sends_identical_copies_only() -> None:
     again = run_batch(successor, log, FIRST)
     assert again == first_try
     assert not log.recover().needs_takeover(0)
+
+
+def test_crash_after_the_markers_only_re_sends_what_was_sent_and_decides_the_same_again() -> None:
+    log = Changelog()
+    first = run_batch(log.recover(), log, FIRST)
+    assert run_batch(log.recover(), log, SECOND, crash_after="markers") == []
+    successor = log.recover()
+    assert successor.needs_takeover(0)
+    again = run_batch(successor, log, SECOND)
+    reference_log = Changelog()
+    run_batch(reference_log.recover(), reference_log, FIRST)
+    reference = run_batch(reference_log.recover(), reference_log, SECOND)
+    fresh = [body for body in again if body not in first]  # the rest are exact copies of earlier sends
+    assert fresh == reference
 
 
 def test_crash_before_the_tables_decides_the_same_changes_again() -> None:
