@@ -97,12 +97,8 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             busy.idle.clear()
             wall_floor = int(time.time() * 1e6) - wall_grace_micros if wall_mode else None
             last_event_of: dict[int, Any] = {}
-            owned = app.assignor.assigned_actives()
             for event in events:
                 message = event.message
-                if message.tp not in owned:  # buffered before a rebalance took the partition away
-                    metrics.NOT_OWNED.inc()
-                    continue
                 last_event_of[message.partition] = event
                 # A RocksDB store reads a key from the database of the current event's partition; after
                 # `take_events` that is the batch's last event, so every read would look in one partition.

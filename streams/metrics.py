@@ -79,8 +79,3 @@ RESENT = Counter(
     "Tier changes sent again after a takeover because a crash cut their batch (same event_id and bytes).",
     registry=REGISTRY,
 )
-NOT_OWNED = Counter(
-    "segmenter_events_not_owned",
-    "Input messages buffered before a rebalance moved their partition away, left to its new owner.",
-    registry=REGISTRY,
-)
