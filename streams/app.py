@@ -164,7 +164,10 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         """Consumer lag per owned input partition, and the stall detector behind /healthz."""
         if _recovering(app):
             progress.restart_clocks(time.monotonic())  # nothing is processed meanwhile, by design
+            if busy.recovering_since is None:
+                busy.recovering_since = time.monotonic()
             return
+        busy.recovering_since = None
         owned = [tp for tp in app.assignor.assigned_actives() if tp.topic in kinds]
         ends = {(tp.topic, tp.partition): n for tp, n in (await app.consumer.highwaters(*owned)).items()}
         offsets = await committed.of(list(ends)) if ends else {}
@@ -239,7 +242,12 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Response:
-        stalled = {} if _recovering(app) else progress.stalled(time.monotonic(), busy.started_at)
+        now = time.monotonic()
+        if busy.recovering_since is not None and now - busy.recovering_since > 4 * settings.stall_seconds:
+            # Faust can also stay "rebalancing"/"recovering" for good, holding every partition paused.
+            held = now - busy.recovering_since
+            return Response(text=f"stalled: rebalancing or recovering tables for {held:.0f}s\n", status=503)
+        stalled = {} if _recovering(app) else progress.stalled(now, busy.started_at)
         if stalled:
             shown = ", ".join(
                 f"{topic}[{partition}] for {s:.0f}s" for (topic, partition), s in stalled.items()
@@ -267,6 +275,7 @@ class _Busy:
 
     def __init__(self) -> None:
         self.started_at: float | None = None
+        self.recovering_since: float | None = None  # since when the worker rebalances or recovers, if it does
         self.idle = asyncio.Event()
         self.idle.set()
 
