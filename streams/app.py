@@ -252,7 +252,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             shown = ", ".join(
                 f"{topic}[{partition}] for {s:.0f}s" for (topic, partition), s in stalled.items()
             )
-            return Response(text=f"stalled: committed offsets not moving with lag: {shown}\n", status=503)
+            return Response(text=f"stalled: input not progressing with lag: {shown}\n", status=503)
         return Response(text="ok\n")
 
     @app.page("/readyz")
@@ -307,43 +307,39 @@ async def _complete_batch(
 ) -> None:
     """Make a batch's effects happen in the order that keeps them exact across crashes.
 
-    States (with their outbox and the clocks' `unconfirmed` lists) first, acknowledged by Kafka; then Redis;
-    then the tier changes and dead letters, acknowledged; then the clocks that confirm the batch. A crash
-    anywhere leaves either nothing durable (the records are replayed) or a batch the next owner finishes.
+    Each Kafka step acknowledged before the next: the unconfirmed-batch markers, then the customers' states
+    (with their outbox) and the clocks; then Redis; then the tier changes and dead letters; then the cleared
+    markers. A crash anywhere leaves either nothing durable (the records are replayed) or a batch the next
+    owner finishes (`Engine.markers_for`).
     """
     changed_customers, changed_clocks = engine.take_dirty()
     markers = engine.markers_for(changed_customers)
-    clock_writes = {str(p): clock for p, clock in changed_clocks.items()}
-    if batched_changelog:
-        enter = partial(_enter_partition, last_event_of)
-        # The markers first: if they land and the states do not, the next owner re-sends the customers'
-        # previous outboxes (exact duplicates) and the replay decides anew; the other way round would leave
-        # durable states whose tier changes nobody sends.
-        await _in_time(clocks.put_batch(((k, m, m.partition) for k, m in markers.items()), enter))
-        await _in_time(
-            customers.put_batch(
-                ((k, encode_customer(v), v.partition) for k, v in changed_customers.items()), enter
-            )
-        )
-        await _in_time(clocks.put_batch(((k, c, c.partition) for k, c in clock_writes.items()), enter))
-    else:  # exactly_once: writes must go through Faust's transactional producers
-        _write_tables(customers, clocks, {}, markers, last_event_of)
-        await _acknowledged(clocks.take_unacked())
-        _write_tables(customers, clocks, changed_customers, clock_writes, last_event_of)
-        await _acknowledged(customers.take_unacked() + clocks.take_unacked())
+    enter = partial(_enter_partition, last_event_of)
+
+    def put(table: AckedTable, writes: Any, wait: bool = True) -> Any:
+        return table.put(writes, enter, batched=batched_changelog, wait=wait)
+
+    def marker_writes(records: dict[str, Any]) -> Any:
+        return ((key, marker, marker.partition) for key, marker in records.items())
+
+    # The markers first: if they land and the states do not, the next owner re-sends the customers' previous
+    # outboxes (exact duplicates) and the replay decides anew; the other way round would leave durable states
+    # whose tier changes nobody sends.
+    await _in_time(put(clocks, marker_writes(markers)))
+    await _in_time(
+        put(customers, ((k, encode_customer(v), v.partition) for k, v in changed_customers.items()))
+    )
+    await _in_time(put(clocks, ((str(p), clock, p) for p, clock in changed_clocks.items())))
     await sink.project(effects)
     await _acknowledged(sink.send(changed_customers.values(), effects))
-    confirmed = engine.confirm(markers)
-    if batched_changelog:  # the path of step 1, so Kafka keeps them in order; no wait: a loss only re-sends
-        await clocks.put_batch(((k, m, m.partition) for k, m in confirmed.items()), enter, wait=False)
-    else:
-        _write_tables(customers, clocks, {}, confirmed, last_event_of)
+    # The same path as the markers, so Kafka keeps them in order; no wait: a lost one only re-sends.
+    await put(clocks, marker_writes(engine.confirm(markers)), wait=False)
     # Sent and confirmed: only the changelog's copy of an outbox can still matter (to a successor that finds
     # the batch unconfirmed). The local store drops it: tier-change JSON is most of a fresh customer's bytes.
     for customer_id, state in changed_customers.items():
         if state.outbox:
             state.outbox = []
-            _enter_partition(last_event_of, state.partition)
+            enter(state.partition)
             customers.data[customer_id] = encode_customer(state)
     sink.count(effects)
     effects.clear()
@@ -373,26 +369,6 @@ async def _in_time(awaitable: Any) -> Any:
     never resolved after a rebalance) must end the process, not hold the agent, its partitions and their
     commits for ever. Longer than a broker restart."""
     return await asyncio.wait_for(awaitable, timeout=KAFKA_ACK_TIMEOUT_SECONDS)
-
-
-def _write_tables(
-    customers: Any,
-    clocks: Any,
-    changed_customers: dict[str, Any],
-    clock_records: dict[str, Any],
-    last_event_of: dict[int, Any],
-) -> None:
-    """One table write per changed customer per batch, each in an event of its own partition.
-
-    Faust sends a table write to the changelog partition of the *current event* and the store files it
-    under that partition; a batch spans partitions, so the current event is set per write.
-    """
-    for customer_id, state in changed_customers.items():
-        _current_event.set(weakref.ref(last_event_of[state.partition]))
-        customers[customer_id] = encode_customer(state)
-    for key, clock in clock_records.items():
-        _current_event.set(weakref.ref(last_event_of[clock.partition]))
-        clocks[key] = clock
 
 
 def _handle_control(engine: Engine, message: Any, effects: Effects) -> None:

@@ -1,10 +1,10 @@
-"""Progress of the owned input partitions: the consumer-lag metric, and detection of a stalled partition.
+"""Progress of the owned input partitions: detection of a stalled partition.
 
-Faust can stop delivering a partition, or stop committing its offsets, after a rebalance while the worker
-looks healthy (faust-streaming #221, #318; seen by our fault suite). A partition that has lag, whose
-committed offset has not moved for `stall_seconds`, while the agent is not held up by an outage (it is not
-stuck inside one batch), is reported so `/healthz` fails and the orchestrator restarts the worker; the
-replay after a restart is harmless (offsets in the state recognise it).
+Faust can stop delivering a partition after a rebalance while the worker looks healthy (faust-streaming
+#221, #318; seen by our fault suite). A partition that has lag, whose position (the next offset processed,
+or committed if further) has not moved for `stall_seconds`, while the agent is not held up by an outage (it
+is not stuck inside one batch), is reported so `/healthz` fails and the orchestrator restarts the worker;
+the replay after a restart is harmless (offsets in the state recognise it).
 """
 
 from __future__ import annotations
@@ -17,23 +17,23 @@ Partition = tuple[str, int]  # (input topic, partition)
 @dataclass
 class PartitionProgress:
     stall_seconds: float
-    _committed: dict[Partition, int] = field(default_factory=dict)
+    _positions: dict[Partition, int] = field(default_factory=dict)
     _moved_at: dict[Partition, float] = field(default_factory=dict)
     _lag: dict[Partition, int] = field(default_factory=dict)
 
     def observe(
-        self, now: float, committed: dict[Partition, int], ends: dict[Partition, int]
+        self, now: float, positions: dict[Partition, int], ends: dict[Partition, int]
     ) -> dict[Partition, int]:
-        """Record committed and end offsets of the owned partitions; returns the lag of each."""
-        for gone in set(self._committed) - set(ends):
-            self._committed.pop(gone, None)
+        """Record the positions and end offsets of the owned partitions; returns the lag of each."""
+        for gone in set(self._positions) - set(ends):
+            self._positions.pop(gone, None)
             self._moved_at.pop(gone, None)
         self._lag = {}
         for key, end in ends.items():
-            offset = committed.get(key, 0)
+            offset = positions.get(key, 0)
             self._lag[key] = max(0, end - offset)
-            if self._committed.get(key) != offset or self._lag[key] == 0:
-                self._committed[key] = offset
+            if self._positions.get(key) != offset or self._lag[key] == 0:
+                self._positions[key] = offset
                 self._moved_at[key] = now
         return dict(self._lag)
 

@@ -30,6 +30,26 @@ class AckedTable(faust.Table):
     def take_unacked(self) -> list[FutureMessage]:
         return self.__dict__.pop("_unacked", [])
 
+    async def put(
+        self,
+        writes: Iterable[tuple[str, Any, int]],
+        enter_partition: Callable[[int], None],
+        *,
+        batched: bool,
+        wait: bool = True,
+    ) -> None:
+        """`put_batch` (`batched`), or Faust's own table writes, which exactly_once needs (its transactional
+        producers); either way `wait` returns once Kafka has the records. Unawaited Faust writes stay in
+        `take_unacked` for the next call that waits."""
+        if batched:
+            await self.put_batch(writes, enter_partition, wait)
+            return
+        for key, value, partition in writes:
+            enter_partition(partition)
+            self[key] = value
+        if wait and (futures := self.take_unacked()):
+            await asyncio.gather(*futures)
+
     async def put_batch(
         self,
         writes: Iterable[tuple[str, Any, int]],

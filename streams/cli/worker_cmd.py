@@ -104,7 +104,7 @@ from streams.topic_names import TopicNames, topic_options
     type=click.FloatRange(10, None),
     default=300.0,
     show_default=True,
-    help="/healthz fails when an owned input partition has lag and its committed offset has not moved for "
+    help="/healthz fails when an owned input partition has lag and its processed position has not moved for "
     "this long (a Faust consumer stall; a restart heals it).",
 )
 @topic_options
