@@ -174,6 +174,21 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def run_benchmark(
+    name: str,
+    parse_args: Callable[[list[str] | None], Any],
+    run: Callable[[Any], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    argv: list[str] | None = None,
+) -> dict[str, Any]:
+    """The `main` of every benchmark module: parse, run, keep the results, print the markdown tables."""
+    result = run(parse_args(argv))
+    path = write_results(name, result)
+    print(render(result))
+    log(f"results: {path}")
+    return result
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 

@@ -45,9 +45,9 @@ from bench.common import (
     produce_bulk,
     redis_client,
     rfc3339,
+    run_benchmark,
     runs_cell,
     unique_prefix,
-    write_results,
 )
 
 
@@ -391,12 +391,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    result = run(args)
-    path = write_results("latency", result)
-    print(render(result))
-    log(f"results: {path}")
-    return result
+    return run_benchmark("latency", parse_args, run, render, argv)
 
 
 if __name__ == "__main__":

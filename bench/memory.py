@@ -45,10 +45,10 @@ from bench.common import (
     proc_rss_bytes,
     produce_bulk,
     render_synthetic,
+    run_benchmark,
     runs_cell,
     synthetic_events,
     unique_prefix,
-    write_results,
 )
 from streams.encoded_table import EncodedCustomers, decode_customer
 
@@ -430,12 +430,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    result = run(args)
-    path = write_results("memory", result)
-    print(render(result))
-    log(f"results: {path}")
-    return result
+    return run_benchmark("memory", parse_args, run, render, argv)
 
 
 if __name__ == "__main__":

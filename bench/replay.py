@@ -32,12 +32,12 @@ from bench.common import (
     median,
     metric_samples,
     metric_sum,
+    run_benchmark,
     runs_cell,
     segmenter_cli,
     simulate,
     total_messages,
     unique_prefix,
-    write_results,
 )
 
 
@@ -199,12 +199,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    result = run(args)
-    path = write_results("replay", result)
-    print(render(result))
-    log(f"results: {path}")
-    return result
+    return run_benchmark("replay", parse_args, run, render, argv)
 
 
 if __name__ == "__main__":

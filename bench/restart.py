@@ -38,10 +38,10 @@ from bench.common import (
     median,
     produce_bulk,
     render_synthetic,
+    run_benchmark,
     runs_cell,
     synthetic_events,
     unique_prefix,
-    write_results,
 )
 
 MODES = ("empty", "memory", "rocksdb cold", "rocksdb warm")
@@ -223,12 +223,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    result = run(args)
-    path = write_results("restart", result)
-    print(render(result))
-    log(f"results: {path}")
-    return result
+    return run_benchmark("restart", parse_args, run, render, argv)
 
 
 if __name__ == "__main__":

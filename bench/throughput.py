@@ -46,11 +46,11 @@ from bench.common import (
     median,
     py_spy_available,
     py_spy_record,
+    run_benchmark,
     runs_cell,
     simulate,
     total_messages,
     unique_prefix,
-    write_results,
 )
 
 
@@ -482,12 +482,7 @@ def render_profile(profile: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    result = run(args)
-    path = write_results("throughput", result)
-    print(render(result))
-    log(f"results: {path}")
-    return result
+    return run_benchmark("throughput", parse_args, run, render, argv)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from bench.common import (
     machine_line,
     markdown_table,
     median,
+    run_benchmark,
     runs_cell,
-    write_results,
 )
 
 D0_DATE = date(2026, 1, 1)
@@ -254,12 +254,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    result = run(args)
-    path = write_results("timers", result)
-    print(render(result))
-    log(f"results: {path}")
-    return result
+    return run_benchmark("timers", parse_args, run, render, argv)
 
 
 if __name__ == "__main__":
