@@ -26,9 +26,11 @@ from segmenter.rules import RuleSet
 from state.redis_projection import RedisProjection
 from streams import codecs, control, metrics
 from streams.committed import CommittedOffsets
+from streams.delivery import DeliveryTracker
 from streams.encoded_table import EncodedCustomers, encode_customer
 from streams.kafka_security import KafkaSecurity
 from streams.lean_monitor import LeanMonitor
+from streams.missed_records import MissedRecords
 from streams.preflight import DEAD_LETTER_MAX_BYTES
 from streams.progress import PartitionProgress
 from streams.settings import WorkerSettings
@@ -88,6 +90,61 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     wall_mode = settings.clock == "wall"
     batched_changelog = settings.processing_guarantee == "at_least_once"
 
+    delivery = DeliveryTracker()
+    missed = MissedRecords(settings)
+    committed = CommittedOffsets(settings, (topics.purchases, topics.interactions))
+
+    def handle(message: Any, effects: Effects, wall_floor: int | None) -> None:
+        """One record, from Faust or read directly (`MissedRecords`): both have Kafka's record attributes."""
+        kind = kinds.get(message.topic)
+        if kind is None:
+            _handle_control(engine, message, effects)
+            return
+        engine.handle_input(
+            InputMessage(
+                kind,
+                message.topic,
+                message.partition,
+                message.offset,
+                message.key,
+                message.value,
+                list(message.headers or []),
+            ),
+            effects,
+            wall_floor,
+        )
+
+    async def _missed_before(key: tuple[str, int], offset: int) -> list[Any]:
+        """The partition's records Faust skipped before this one (`streams.delivery`), read from Kafka."""
+        if not delivery.knows(key):
+            delivery.start(key, await _start_offset(key, offset))
+        start = delivery.hole_before(key, offset)
+        if start is None:
+            return []
+        records = await missed.between(key[0], key[1], start, offset)
+        log.warning(
+            "%s[%d]: offsets %d..%d were not delivered by Faust; read %d record(s) from Kafka",
+            key[0],
+            key[1],
+            start,
+            offset - 1,
+            len(records),
+        )
+        metrics.MISSED_RECORDS.labels(key[0]).inc(len(records))
+        for record in records:
+            delivery.delivered(key, record.offset)
+        return records
+
+    async def _start_offset(key: tuple[str, int], first_delivered: int) -> int:
+        """Where this assignment's delivery must begin: the group's committed offset, else the log start."""
+        offsets = await committed.of([key])
+        if offsets is None:
+            log.warning("%s[%d]: committed offset unknown; trusting delivery from %d", *key, first_delivered)
+            return first_delivered
+        if key in offsets:
+            return offsets[key]
+        return await missed.log_start(*key)
+
     @app.agent(source)
     async def segment(stream: faust.StreamT) -> None:
         effects = Effects()
@@ -97,29 +154,19 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             busy.idle.clear()
             wall_floor = int(time.time() * 1e6) - wall_grace_micros if wall_mode else None
             last_event_of: dict[int, Any] = {}
+            touched: set[tuple[str, int]] = set()
             for event in events:
                 message = event.message
                 last_event_of[message.partition] = event
                 # A RocksDB store reads a key from the database of the current event's partition; after
                 # `take_events` that is the batch's last event, so every read would look in one partition.
                 _current_event.set(weakref.ref(event))
-                kind = kinds.get(message.topic)
-                if kind is None:
-                    _handle_control(engine, message, effects)
-                    continue
-                engine.handle_input(
-                    InputMessage(
-                        kind,
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                        message.key,
-                        message.value,
-                        list(message.headers or []),
-                    ),
-                    effects,
-                    wall_floor,
-                )
+                key = (message.topic, message.partition)
+                touched.add(key)
+                for record in await _missed_before(key, message.offset):
+                    handle(record, effects, wall_floor)
+                handle(message, effects, wall_floor)
+                delivery.delivered(key, message.offset)
             batch = asyncio.ensure_future(
                 _complete_batch(engine, sink, customers, clocks, last_event_of, effects, batched_changelog)
             )
@@ -136,6 +183,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                 log.critical("a batch's effects could not be made durable; exiting", exc_info=True)
                 logging.shutdown()
                 os._exit(70)
+            delivery.batch_durable(touched)
             busy.started_at = None
             busy.idle.set()
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -155,7 +203,6 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                         partition=tp.partition,
                     )
 
-    committed = CommittedOffsets(settings, (topics.purchases, topics.interactions))
     progress = PartitionProgress(settings.stall_seconds)
     busy = _Busy()
 
@@ -210,10 +257,13 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             logging.shutdown()
             os._exit(70)
         engine.forget_partitions()
+        delivery.reset()
 
     @app.on_rebalance_complete.connect
     async def on_rebalanced(app: faust.App, **kwargs: Any) -> None:
+        _commit_from(app.consumer, delivery, set(source.topics))
         engine.forget_partitions()
+        delivery.reset()
         progress.restart_clocks(time.monotonic())
         committed = app.consumer._committed_offset  # noqa: SLF001 - the group's committed input offsets
         engine.seed_offsets(
@@ -263,6 +313,29 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     app.segmenter_engine = engine  # type: ignore[attr-defined]
     app.segmenter_projection = projection  # type: ignore[attr-defined]
     return app
+
+
+def _commit_from(consumer: Any, delivery: DeliveryTracker, topics: set[str]) -> None:
+    """Commit the source partitions at the positions of durable batches instead of Faust's acknowledgements
+    (`streams.delivery` says why). Faust's commit timer, its commit on revocation and its transactions keep
+    working; only the offset they choose for these partitions changes. Idempotent."""
+    if getattr(consumer, "_segmenter_commits", False):
+        return
+    faust_new_offset = consumer._new_offset  # noqa: SLF001 - Faust's choice of the offset to commit
+
+    def new_offset(tp: Any) -> int | None:
+        if tp.topic not in topics:
+            return faust_new_offset(tp)
+        # Faust's acknowledgement bookkeeping is not used for these partitions: keep it from growing (the
+        # emptied entry stays, so every commit round looks at the partition).
+        for bookkeeping in (consumer._acked, consumer._acked_index):  # noqa: SLF001
+            if tp in bookkeeping:
+                bookkeeping[tp].clear()
+        consumer._gap.pop(tp, None)  # noqa: SLF001
+        return delivery.committable((tp.topic, tp.partition))
+
+    consumer._new_offset = new_offset  # noqa: SLF001
+    consumer._segmenter_commits = True  # noqa: SLF001
 
 
 def _recovering(app: faust.App) -> bool:

@@ -79,3 +79,9 @@ RESENT = Counter(
     "Tier changes sent again after a takeover because a crash cut their batch (same event_id and bytes).",
     registry=REGISTRY,
 )
+MISSED_RECORDS = Counter(
+    "segmenter_missed_records_recovered",
+    "Records Faust skipped around a rebalance that the worker read from Kafka itself (none lost).",
+    ["topic"],
+    registry=REGISTRY,
+)
