@@ -26,6 +26,7 @@ from segmenter.rules import RuleSet
 from state.redis_projection import RedisProjection
 from streams import codecs, control, metrics
 from streams.committed import CommittedOffsets
+from streams.continuity import SourceContinuity
 from streams.delivery import DeliveryTracker
 from streams.encoded_table import EncodedCustomers, encode_customer
 from streams.kafka_security import KafkaSecurity
@@ -90,9 +91,8 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     wall_mode = settings.clock == "wall"
     batched_changelog = settings.processing_guarantee == "at_least_once"
 
-    delivery = DeliveryTracker()
-    missed = MissedRecords(settings)
     committed = CommittedOffsets(settings, (topics.purchases, topics.interactions))
+    continuity = SourceContinuity(DeliveryTracker(), MissedRecords(settings), committed)
 
     def handle(message: Any, effects: Effects, wall_floor: int | None) -> None:
         """One record, from Faust or read directly (`MissedRecords`): both have Kafka's record attributes."""
@@ -114,37 +114,6 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             wall_floor,
         )
 
-    async def _missed_before(key: tuple[str, int], offset: int) -> list[Any]:
-        """The partition's records Faust skipped before this one (`streams.delivery`), read from Kafka."""
-        if not delivery.knows(key):
-            delivery.start(key, await _start_offset(key, offset))
-        start = delivery.hole_before(key, offset)
-        if start is None:
-            return []
-        records = await missed.between(key[0], key[1], start, offset)
-        log.warning(
-            "%s[%d]: offsets %d..%d were not delivered by Faust; read %d record(s) from Kafka",
-            key[0],
-            key[1],
-            start,
-            offset - 1,
-            len(records),
-        )
-        metrics.MISSED_RECORDS.labels(key[0]).inc(len(records))
-        for record in records:
-            delivery.delivered(key, record.offset)
-        return records
-
-    async def _start_offset(key: tuple[str, int], first_delivered: int) -> int:
-        """Where this assignment's delivery must begin: the group's committed offset, else the log start."""
-        offsets = await committed.of([key])
-        if offsets is None:
-            log.warning("%s[%d]: committed offset unknown; trusting delivery from %d", *key, first_delivered)
-            return first_delivered
-        if key in offsets:
-            return offsets[key]
-        return await missed.log_start(*key)
-
     @app.agent(source)
     async def segment(stream: faust.StreamT) -> None:
         effects = Effects()
@@ -163,10 +132,10 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                 _current_event.set(weakref.ref(event))
                 key = (message.topic, message.partition)
                 touched.add(key)
-                for record in await _missed_before(key, message.offset):
+                for record in await continuity.missed_before(key, message.offset):
                     handle(record, effects, wall_floor)
                 handle(message, effects, wall_floor)
-                delivery.delivered(key, message.offset)
+                continuity.delivered(key, message.offset)
             batch = asyncio.ensure_future(
                 _complete_batch(engine, sink, customers, clocks, last_event_of, effects, batched_changelog)
             )
@@ -183,7 +152,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                 log.critical("a batch's effects could not be made durable; exiting", exc_info=True)
                 logging.shutdown()
                 os._exit(70)
-            delivery.batch_durable(touched)
+            continuity.batch_durable(touched)
             busy.started_at = None
             busy.idle.set()
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -257,13 +226,13 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             logging.shutdown()
             os._exit(70)
         engine.forget_partitions()
-        delivery.reset()
+        continuity.reset()
 
     @app.on_rebalance_complete.connect
     async def on_rebalanced(app: faust.App, **kwargs: Any) -> None:
-        _commit_from(app.consumer, delivery, set(source.topics))
+        continuity.take_commits(app.consumer, set(source.topics))
         engine.forget_partitions()
-        delivery.reset()
+        continuity.reset()
         progress.restart_clocks(time.monotonic())
         committed = app.consumer._committed_offset  # noqa: SLF001 - the group's committed input offsets
         engine.seed_offsets(
@@ -313,29 +282,6 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
     app.segmenter_engine = engine  # type: ignore[attr-defined]
     app.segmenter_projection = projection  # type: ignore[attr-defined]
     return app
-
-
-def _commit_from(consumer: Any, delivery: DeliveryTracker, topics: set[str]) -> None:
-    """Commit the source partitions at the positions of durable batches instead of Faust's acknowledgements
-    (`streams.delivery` says why). Faust's commit timer, its commit on revocation and its transactions keep
-    working; only the offset they choose for these partitions changes. Idempotent."""
-    if getattr(consumer, "_segmenter_commits", False):
-        return
-    faust_new_offset = consumer._new_offset  # noqa: SLF001 - Faust's choice of the offset to commit
-
-    def new_offset(tp: Any) -> int | None:
-        if tp.topic not in topics:
-            return faust_new_offset(tp)
-        # Faust's acknowledgement bookkeeping is not used for these partitions: keep it from growing (the
-        # emptied entry stays, so every commit round looks at the partition).
-        for bookkeeping in (consumer._acked, consumer._acked_index):  # noqa: SLF001
-            if tp in bookkeeping:
-                bookkeeping[tp].clear()
-        consumer._gap.pop(tp, None)  # noqa: SLF001
-        return delivery.committable((tp.topic, tp.partition))
-
-    consumer._new_offset = new_offset  # noqa: SLF001
-    consumer._segmenter_commits = True  # noqa: SLF001
 
 
 def _recovering(app: faust.App) -> bool:

@@ -682,6 +682,8 @@ def metric_sums(totals: Counter, names: Names) -> dict[str, float]:
             out["transitions"] += value
         elif metric == "segmenter_redis_errors_total":
             out["redis_errors"] += value
+        elif metric == "segmenter_missed_records_recovered_total":
+            out[f"missed_records_recovered.{kind.get(labels_d.get('topic'), 'control')}"] += value
     return dict(out)
 
 

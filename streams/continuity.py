@@ -1,0 +1,99 @@
+"""The agent's side of `streams.delivery`: fill the holes Faust leaves, and commit durable positions only.
+
+Thin on purpose: the bookkeeping is `DeliveryTracker` (pure), the Kafka reads are `MissedRecords` and
+`CommittedOffsets`; this class only strings them together and hooks the commit into Faust's consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from streams import metrics
+from streams.delivery import DeliveryTracker, Partition
+
+log = logging.getLogger(__name__)
+
+
+class RecordReader(Protocol):
+    async def between(self, topic: str, partition: int, start: int, stop: int) -> list[Any]: ...
+
+    async def log_start(self, topic: str, partition: int) -> int: ...
+
+
+class CommittedReader(Protocol):
+    async def of(self, partitions: list[Partition]) -> dict[Partition, int] | None: ...
+
+
+class SourceContinuity:
+    def __init__(self, tracker: DeliveryTracker, records: RecordReader, committed: CommittedReader) -> None:
+        self.tracker = tracker
+        self._records = records
+        self._committed = committed
+
+    async def missed_before(self, key: Partition, offset: int) -> list[Any]:
+        """The partition's records that were not delivered before this one, read from Kafka (usually none).
+
+        The caller handles them, in order, before the delivered record.
+        """
+        if not self.tracker.knows(key):
+            self.tracker.start(key, await self._start_offset(key, offset))
+        start = self.tracker.hole_before(key, offset)
+        if start is None:
+            return []
+        records = await self._records.between(key[0], key[1], start, offset)
+        log.warning(
+            "%s[%d]: offsets %d..%d were not delivered by Faust; read %d record(s) from Kafka",
+            key[0],
+            key[1],
+            start,
+            offset - 1,
+            len(records),
+        )
+        metrics.MISSED_RECORDS.labels(key[0]).inc(len(records))
+        for record in records:
+            self.tracker.delivered(key, record.offset)
+        return records
+
+    def delivered(self, key: Partition, offset: int) -> None:
+        self.tracker.delivered(key, offset)
+
+    def batch_durable(self, keys: set[Partition]) -> None:
+        self.tracker.batch_durable(keys)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+
+    async def _start_offset(self, key: Partition, first_delivered: int) -> int:
+        """Where this assignment's delivery must begin: the group's committed offset, else the log start."""
+        offsets = await self._committed.of([key])
+        if offsets is None:
+            log.warning("%s[%d]: committed offset unknown; trusting delivery from %d", *key, first_delivered)
+            return first_delivered
+        if key in offsets:
+            return offsets[key]
+        return await self._records.log_start(*key)
+
+    def take_commits(self, consumer: Any, topics: set[str]) -> None:
+        """Commit these topics' partitions at durable positions instead of Faust's acknowledgements.
+
+        Faust's commit timer, its commit on revocation and its transactions keep working; only the offset
+        they choose for these partitions changes. Idempotent.
+        """
+        if getattr(consumer, "_segmenter_commits", False):
+            return
+        faust_new_offset = consumer._new_offset  # noqa: SLF001 - Faust's choice of the offset to commit
+
+        def new_offset(tp: Any) -> int | None:
+            if tp.topic not in topics:
+                return faust_new_offset(tp)
+            # Faust's acknowledgement bookkeeping is unused for these partitions: keep it from growing (the
+            # emptied entry stays, so every commit round looks at the partition).
+            for bookkeeping in (consumer._acked, consumer._acked_index):  # noqa: SLF001
+                if tp in bookkeeping:
+                    bookkeeping[tp].clear()
+            consumer._gap.pop(tp, None)  # noqa: SLF001
+            return self.tracker.committable((tp.topic, tp.partition))
+
+        consumer._new_offset = new_offset  # noqa: SLF001
+        consumer._segmenter_commits = True  # noqa: SLF001
