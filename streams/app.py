@@ -132,8 +132,9 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                 _current_event.set(weakref.ref(event))
                 key = (message.topic, message.partition)
                 touched.add(key)
-                for record in await continuity.missed_before(key, message.offset):
-                    handle(record, effects, wall_floor)
+                if not continuity.continues(key, message.offset):
+                    for record in await continuity.missed_before(key, message.offset):
+                        handle(record, effects, wall_floor)
                 handle(message, effects, wall_floor)
                 continuity.delivered(key, message.offset)
             batch = asyncio.ensure_future(
@@ -239,6 +240,11 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             {(tp.topic, tp.partition): n for tp, n in committed.items() if tp.topic in kinds and n}
         )
         _recount_customers(engine)
+
+    @app.on_before_shutdown.connect
+    async def close_kafka_readers(app: faust.App, **kwargs: Any) -> None:
+        await continuity.close()
+        await committed.close()
 
     redis_reached = asyncio.Event()
 

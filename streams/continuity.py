@@ -20,6 +20,8 @@ class RecordReader(Protocol):
 
     async def log_start(self, topic: str, partition: int) -> int: ...
 
+    async def close(self) -> None: ...
+
 
 class CommittedReader(Protocol):
     async def of(self, partitions: list[Partition]) -> dict[Partition, int] | None: ...
@@ -30,6 +32,10 @@ class SourceContinuity:
         self.tracker = tracker
         self._records = records
         self._committed = committed
+
+    def continues(self, key: Partition, offset: int) -> bool:
+        """The cheap test, per record: a known partition and no hole before this record."""
+        return self.tracker.knows(key) and self.tracker.hole_before(key, offset) is None
 
     async def missed_before(self, key: Partition, offset: int) -> list[Any]:
         """The partition's records that were not delivered before this one, read from Kafka (usually none).
@@ -63,6 +69,9 @@ class SourceContinuity:
 
     def reset(self) -> None:
         self.tracker.reset()
+
+    async def close(self) -> None:
+        await self._records.close()
 
     async def _start_offset(self, key: Partition, first_delivered: int) -> int:
         """Where this assignment's delivery must begin: the group's committed offset, else the log start."""
