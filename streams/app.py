@@ -27,7 +27,7 @@ from state.redis_projection import RedisProjection
 from streams import codecs, control, metrics
 from streams.committed import CommittedOffsets
 from streams.continuity import SourceContinuity
-from streams.delivery import DeliveryTracker
+from streams.delivery import DeliveryTracker, Partition
 from streams.encoded_table import EncodedCustomers, encode_customer
 from streams.kafka_security import KafkaSecurity
 from streams.lean_monitor import LeanMonitor
@@ -40,6 +40,7 @@ from streams.tables import AckedTable
 
 log = logging.getLogger(__name__)
 REVOKE_WAIT_SECONDS = 40.0  # a batch that cannot finish this long into a rebalance ends the process
+CATCH_UP_AFTER_SECONDS = 20.0  # a partition with lag and no delivery this long is read directly
 KAFKA_ACK_TIMEOUT_SECONDS = 120.0  # Kafka acknowledgements of one batch step (longer than a broker restart)
 
 
@@ -114,6 +115,15 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             wall_floor,
         )
 
+    async def _caught_up(message: Any) -> list[Any]:
+        try:
+            command = control.decode(message.value)
+        except control.ControlError:
+            return []  # dead-lettered by `handle`
+        if command.kind != "catch-up" or not command.until:
+            return []
+        return await continuity.caught_up(message.partition, command.until)
+
     @app.agent(source)
     async def segment(stream: faust.StreamT) -> None:
         effects = Effects()
@@ -135,6 +145,10 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                 if not continuity.continues(key, message.offset):
                     for record in await continuity.missed_before(key, message.offset):
                         handle(record, effects, wall_floor)
+                if message.topic == topics.control:
+                    for record in await _caught_up(message):
+                        touched.add((record.topic, record.partition))
+                        handle(record, effects, wall_floor)
                 handle(message, effects, wall_floor)
                 continuity.delivered(key, message.offset)
             batch = asyncio.ensure_future(
@@ -154,6 +168,8 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                 logging.shutdown()
                 os._exit(70)
             continuity.batch_durable(touched)
+            if time.monotonic() - busy.started_at > CATCH_UP_AFTER_SECONDS / 2:
+                quiet.restart_clocks(time.monotonic())  # held by an outage: nothing could be delivered
             busy.started_at = None
             busy.idle.set()
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -174,6 +190,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                     )
 
     progress = PartitionProgress(settings.stall_seconds)
+    quiet = PartitionProgress(CATCH_UP_AFTER_SECONDS)  # positions delivered, for catch-up requests
     busy = _Busy()
 
     @app.timer(interval=10.0)
@@ -181,13 +198,16 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         """Consumer lag per owned input partition, and the stall detector behind /healthz."""
         if _recovering(app):
             progress.restart_clocks(time.monotonic())  # nothing is processed meanwhile, by design
+            quiet.restart_clocks(time.monotonic())
             if busy.recovering_since is None:
                 busy.recovering_since = time.monotonic()
             return
         busy.recovering_since = None
-        owned = [tp for tp in app.assignor.assigned_actives() if tp.topic in kinds]
-        ends = {(tp.topic, tp.partition): n for tp, n in (await app.consumer.highwaters(*owned)).items()}
-        offsets = await committed.of(list(ends)) if ends else {}
+        owned = [tp for tp in app.assignor.assigned_actives() if tp.topic in source.topics]
+        highwaters = await app.consumer.highwaters(*owned)
+        source_ends = {(tp.topic, tp.partition): n for tp, n in highwaters.items()}
+        ends = {key: n for key, n in source_ends.items() if key[0] in kinds}
+        offsets = await committed.of(list(source_ends)) if source_ends else {}
         if offsets is None:
             return
         metrics.CONSUMER_LAG.clear()
@@ -199,6 +219,21 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         # (Faust can lag behind on commits for a while after a rebalance; a restart would only replay).
         processed = {key: max(offsets.get(key, 0), engine.processed_offset(*key)) for key in ends}
         progress.observe(time.monotonic(), processed, ends)
+        # Inputs and control records Faust dropped at the tail of a quiet partition (`streams.continuity`).
+        delivered = {key: continuity.position(key) or offsets.get(key, 0) for key in source_ends}
+        quiet.observe(time.monotonic(), delivered, source_ends)
+        await _request_catch_up(quiet.stalled(time.monotonic(), busy.started_at), source_ends)
+
+    async def _request_catch_up(stalled: dict[Partition, float], ends: dict[Partition, int]) -> None:
+        """Partitions with lag whose delivery stood still: their owner reads them itself (`_caught_up`)."""
+        by_partition: dict[int, dict[str, int]] = {}
+        for topic, partition in stalled:
+            by_partition.setdefault(partition, {})[topic] = ends[(topic, partition)]
+        for partition, until in by_partition.items():
+            request = control.encode_catch_up(until)
+            await control_topic.send(key=b"catch-up", value=request, partition=partition)
+        if stalled:
+            quiet.restart_clocks(time.monotonic())
 
     @app.timer(interval=2.0)
     async def recheck_pending() -> None:
@@ -235,6 +270,7 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         engine.forget_partitions()
         continuity.reset()
         progress.restart_clocks(time.monotonic())
+        quiet.restart_clocks(time.monotonic())
         committed = app.consumer._committed_offset  # noqa: SLF001 - the group's committed input offsets
         engine.seed_offsets(
             {(tp.topic, tp.partition): n for tp, n in committed.items() if tp.topic in kinds and n}
@@ -416,6 +452,8 @@ def _handle_control(engine: Engine, message: Any, effects: Effects) -> None:
         return
     if command.kind == "recheck":
         engine.apply_ready_pending(message.partition, effects)
+    elif command.kind == "catch-up":
+        pass  # its records were read and handled before it (`_caught_up`)
     else:
         engine.handle_clock(message.partition, command.to_micros, effects, command.after)
 

@@ -13,6 +13,7 @@ from streams import metrics
 from streams.delivery import DeliveryTracker, Partition
 
 log = logging.getLogger(__name__)
+CATCH_UP_LIMIT = 10_000  # records read per catch-up request: a quiet partition's dropped tail is far shorter
 
 
 class RecordReader(Protocol):
@@ -61,6 +62,44 @@ class SourceContinuity:
             self.tracker.delivered(key, record.offset)
         return records
 
+    async def caught_up(self, partition: int, until: dict[str, int]) -> list[Any]:
+        """A catch-up request (control message): the inputs' records Faust has not delivered up to `until`.
+
+        The tail of a partition that Faust dropped is no hole until another record follows, which on a quiet
+        partition may be never; the worker asks itself for this when a partition with lag stops moving.
+        Reading records Faust was only slow to deliver is harmless: when they come, they are replays.
+        """
+        records: list[Any] = []
+        for topic, end in until.items():
+            key = (topic, partition)
+            if not self.tracker.knows(key):
+                committed = await self._committed.of([key])
+                if committed is None:
+                    continue
+                self.tracker.start(key, committed[key] if key in committed else await self._log_start(key))
+            start = self.tracker.expected(key)
+            stop = min(end, start + CATCH_UP_LIMIT)
+            if start >= stop:
+                continue
+            found = await self._records.between(topic, partition, start, stop)
+            log.warning(
+                "%s[%d]: no delivery from %d for a while with records up to %d; read %d record(s) from Kafka",
+                topic,
+                partition,
+                start,
+                end - 1,
+                len(found),
+            )
+            metrics.MISSED_RECORDS.labels(topic).inc(len(found))
+            for record in found:
+                self.tracker.delivered(key, record.offset)
+            records += found
+        return records
+
+    def position(self, key: Partition) -> int | None:
+        """Next offset the partition must deliver, when known."""
+        return self.tracker.expected(key)
+
     def delivered(self, key: Partition, offset: int) -> None:
         self.tracker.delivered(key, offset)
 
@@ -81,6 +120,9 @@ class SourceContinuity:
             return first_delivered
         if key in offsets:
             return offsets[key]
+        return await self._log_start(key)
+
+    async def _log_start(self, key: Partition) -> int:
         return await self._records.log_start(*key)
 
     def take_commits(self, consumer: Any, topics: set[str]) -> None:

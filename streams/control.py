@@ -19,9 +19,10 @@ class ControlError(ValueError):
 
 @dataclass(frozen=True)
 class Control:
-    kind: str  # advance | recheck
+    kind: str  # advance | recheck | catch-up
     to_micros: int = 0
     after: dict[str, int] | None = None  # input topic -> offset the partition must have processed first
+    until: dict[str, int] | None = None  # catch-up: input topic -> offset the partition must be read up to
 
 
 def encode_advance(
@@ -42,6 +43,11 @@ def encode_recheck() -> bytes:
     return orjson.dumps({"type": "recheck"})
 
 
+def encode_catch_up(until: dict[str, int]) -> bytes:
+    """Ask the partition's owner to read these inputs from Kafka up to the offsets (`streams.continuity`)."""
+    return orjson.dumps({"type": "catch-up", "until": until})
+
+
 def decode(value: bytes | None) -> Control:
     try:
         message = orjson.loads(value or b"")
@@ -51,15 +57,23 @@ def decode(value: bytes | None) -> Control:
         raise ControlError("control message must be a JSON object")
     if message.get("type") == "recheck":
         return Control("recheck")
+    if message.get("type") == "catch-up":
+        until = message.get("until")
+        if not _offsets(until):
+            raise ControlError("catch-up 'until' must map topics to offsets")
+        return Control("catch-up", until=until)
     if message.get("type") != "advance":
-        raise ControlError("control message type must be 'advance' or 'recheck'")
+        raise ControlError("control message type must be 'advance', 'recheck' or 'catch-up'")
     to_micros = message.get("to_micros")
     if not isinstance(to_micros, int) or isinstance(to_micros, bool):
         raise ControlError("control message needs an integer to_micros")
     after = message.get("after")
-    offsets_ok = isinstance(after, dict) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in after.values()
-    )
-    if after is not None and not offsets_ok:
+    if after is not None and not _offsets(after):
         raise ControlError("control message 'after' must map topics to offsets")
     return Control("advance", to_micros, after)
+
+
+def _offsets(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value.values()
+    )

@@ -34,6 +34,9 @@ class DeliveryTracker:
         self._expected.clear()
         self._safe.clear()
 
+    def expected(self, key: Partition) -> int | None:
+        return self._expected.get(key)
+
     def knows(self, key: Partition) -> bool:
         return key in self._expected
 

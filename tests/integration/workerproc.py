@@ -87,6 +87,7 @@ class WorkerProcess:
     names: Names
     data_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -99,6 +100,7 @@ class WorkerProcess:
             "SEGMENTER_REDIS_URL": self.redis_url,
             "SEGMENTER_WEB_PORT": str(self.port),
             "SEGMENTER_DATA_DIR": str(self.data_dir),
+            **self.extra_env,
         }
         self.log_path = self.data_dir.parent / f"worker-{self.port}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from streams.continuity import SourceContinuity
+import pytest
+
+from streams import control
+from streams.continuity import CATCH_UP_LIMIT, SourceContinuity
 from streams.delivery import DeliveryTracker
 
 P = ("in.purchases", 3)
@@ -158,3 +161,35 @@ def test_faust_commits_source_partitions_at_durable_positions_and_others_as_befo
     tracker.batch_durable({P})
     assert consumer._new_offset(source) == 11
     assert consumer._new_offset(other) == 99
+
+
+def test_a_catch_up_reads_the_undelivered_tail_and_nothing_twice() -> None:
+    log = Log()
+    continuity = SourceContinuity(DeliveryTracker(), log, Committed({P: 10}))
+    assert deliver(continuity, [10, 11]) == [10, 11]
+
+    def caught_up(until: dict[str, int]) -> list[int]:
+        return [r.offset for r in asyncio.run(continuity.caught_up(3, until))]
+
+    assert caught_up({"in.purchases": 15}) == [12, 13, 14]  # the tail Faust never delivered
+    assert caught_up({"in.purchases": 15}) == []  # already read
+    assert deliver(continuity, [12, 15]) == [12, 15]  # Faust's late copies are redeliveries; 15 continues
+    assert log.reads == [(12, 15)]
+
+
+def test_a_catch_up_starts_an_unknown_partition_at_its_committed_offset_and_caps_one_read() -> None:
+    log = Log()
+    continuity = SourceContinuity(DeliveryTracker(), log, Committed({P: 7}))
+    records = asyncio.run(continuity.caught_up(3, {"in.purchases": 7 + CATCH_UP_LIMIT + 5}))
+    assert log.reads == [(7, 7 + CATCH_UP_LIMIT)]
+    assert len(records) == CATCH_UP_LIMIT and continuity.position(P) == 7 + CATCH_UP_LIMIT
+    unknown = SourceContinuity(DeliveryTracker(), Log(), Committed(None))
+    assert asyncio.run(unknown.caught_up(3, {"in.purchases": 20})) == []  # Kafka cannot tell: next time
+
+
+def test_catch_up_requests_round_trip_and_bad_ones_are_refused() -> None:
+    request = control.decode(control.encode_catch_up({"in.purchases": 42}))
+    assert (request.kind, request.until) == ("catch-up", {"in.purchases": 42})
+    for bad in (b'{"type": "catch-up"}', b'{"type": "catch-up", "until": {"t": "1"}}'):
+        with pytest.raises(control.ControlError):
+            control.decode(bad)
