@@ -209,6 +209,9 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         ends = {key: n for key, n in source_ends.items() if key[0] in kinds}
         offsets = await committed.of(list(source_ends)) if source_ends else {}
         if offsets is None:
+            # Kafka does not answer: an outage, not a stall (a restart could not even start meanwhile).
+            progress.restart_clocks(time.monotonic())
+            quiet.restart_clocks(time.monotonic())
             return
         metrics.CONSUMER_LAG.clear()
         for (topic, partition), end in ends.items():
@@ -230,8 +233,11 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
         for topic, partition in stalled:
             by_partition.setdefault(partition, {})[topic] = ends[(topic, partition)]
         for partition, until in by_partition.items():
-            request = control.encode_catch_up(until)
-            await control_topic.send(key=b"catch-up", value=request, partition=partition)
+            request = _sent(control_topic, b"catch-up", control.encode_catch_up(until), partition)
+            try:
+                await asyncio.wait_for(request, CATCH_UP_AFTER_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - Kafka away: the next round asks again
+                log.warning("catch-up request for partition %d not sent (%r); retrying later", partition, exc)
         if stalled:
             quiet.restart_clocks(time.monotonic())
 
@@ -418,6 +424,11 @@ async def _finish_or_exit(batch: asyncio.Future) -> None:
 
 def _enter_partition(last_event_of: dict[int, Any], partition: int) -> None:
     _current_event.set(weakref.ref(last_event_of[partition]))
+
+
+async def _sent(topic: Any, key: bytes, value: bytes, partition: int) -> None:
+    """Send one record and wait for Kafka's acknowledgement."""
+    await (await topic.send(key=key, value=value, partition=partition))
 
 
 async def _acknowledged(futures: list[Any]) -> None:
