@@ -25,7 +25,7 @@ from segmenter.events import DeadLetterReason, Kind
 from segmenter.rules import RuleSet
 from state.redis_projection import RedisProjection
 from streams import codecs, control, metrics
-from streams.committed import CommittedOffsets
+from streams.committed import ANSWER_SECONDS, CommittedOffsets
 from streams.continuity import SourceContinuity
 from streams.delivery import DeliveryTracker, Partition
 from streams.encoded_table import EncodedCustomers, encode_customer
@@ -204,11 +204,16 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             return
         busy.recovering_since = None
         owned = [tp for tp in app.assignor.assigned_actives() if tp.topic in source.topics]
-        highwaters = await app.consumer.highwaters(*owned)
-        source_ends = {(tp.topic, tp.partition): n for tp, n in highwaters.items()}
+        try:
+            # End offsets are a request to the broker, retried for as long as it is away.
+            highwaters = await asyncio.wait_for(app.consumer.highwaters(*owned), timeout=ANSWER_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - Kafka away: judged below as an outage
+            log.warning("cannot read the end offsets (%r); retrying", exc)
+            highwaters = None
+        source_ends = {(tp.topic, tp.partition): n for tp, n in (highwaters or {}).items()}
         ends = {key: n for key, n in source_ends.items() if key[0] in kinds}
         offsets = await committed.of(list(source_ends)) if source_ends else {}
-        if offsets is None:
+        if highwaters is None or offsets is None:
             # Kafka does not answer: an outage, not a stall (a restart could not even start meanwhile).
             progress.restart_clocks(time.monotonic())
             quiet.restart_clocks(time.monotonic())

@@ -6,6 +6,7 @@ everything a waiting `clock advance` depends on was processed (by the previous o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -16,6 +17,9 @@ from streams.kafka_security import aiokafka_security
 from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
+# The admin client retries for ever while the broker is down; callers need "cannot tell" in time, since
+# the stall detector must see an outage as one (not as a stalled partition) within its period.
+ANSWER_SECONDS = 8.0
 
 
 class CommittedOffsets:
@@ -31,15 +35,18 @@ class CommittedOffsets:
     async def of(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int] | None:
         """Committed offsets of these (topic, partition)s (absent: none yet); None if Kafka cannot tell."""
         try:
-            admin = await self._client()
-            answer = await admin.list_consumer_group_offsets(
-                self._settings.app_id, partitions=[TopicPartition(t, p) for t, p in partitions]
-            )
-        except Exception as exc:  # retried by the caller's next tick
+            answer = await asyncio.wait_for(self._ask(partitions), timeout=ANSWER_SECONDS)
+        except Exception as exc:  # retried by the caller's next tick; a broker that is down never answers
             log.warning("cannot read the group's committed offsets (%s); retrying", exc)
             await self.close()
             return None
         return {(tp.topic, tp.partition): meta.offset for tp, meta in answer.items() if meta.offset >= 0}
+
+    async def _ask(self, partitions: Sequence[tuple[str, int]]) -> dict:
+        admin = await self._client()
+        return await admin.list_consumer_group_offsets(
+            self._settings.app_id, partitions=[TopicPartition(t, p) for t, p in partitions]
+        )
 
     async def _client(self) -> AIOKafkaAdminClient:
         if self._admin is None:
@@ -57,6 +64,6 @@ class CommittedOffsets:
         admin, self._admin = self._admin, None
         if admin is not None:
             try:
-                await admin.close()
+                await asyncio.wait_for(admin.close(), timeout=ANSWER_SECONDS)
             except Exception:  # noqa: BLE001 - closing a broken client must not hide the retry
                 log.debug("closing the admin client failed", exc_info=True)
