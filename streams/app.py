@@ -134,8 +134,16 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
             wall_floor = int(time.time() * 1e6) - wall_grace_micros if wall_mode else None
             last_event_of: dict[int, Any] = {}
             touched: set[tuple[str, int]] = set()
+            generation = app.consumer_generation_id
+            stale = 0
             for event in events:
                 message = event.message
+                if message.generation_id != generation:
+                    # Buffered by `take_events` before a rebalance and handed over after it, possibly while
+                    # the tables recover: never handled (its partition is read again from the committed
+                    # offset, and `streams.continuity` fills any hole).
+                    stale += 1
+                    continue
                 last_event_of[message.partition] = event
                 # A RocksDB store reads a key from the database of the current event's partition; after
                 # `take_events` that is the batch's last event, so every read would look in one partition.
@@ -151,6 +159,8 @@ def build_app(settings: WorkerSettings, rules: RuleSet, partitions: int) -> faus
                         handle(record, effects, wall_floor)
                 handle(message, effects, wall_floor)
                 continuity.delivered(key, message.offset)
+            if stale:
+                log.info("%d record(s) fetched before the last rebalance skipped; they are read again", stale)
             batch = asyncio.ensure_future(
                 _complete_batch(engine, sink, customers, clocks, last_event_of, effects, batched_changelog)
             )
