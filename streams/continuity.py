@@ -44,23 +44,15 @@ class SourceContinuity:
         The caller handles them, in order, before the delivered record.
         """
         if not self.tracker.knows(key):
-            self.tracker.start(key, await self._start_offset(key, offset))
+            start = await self._start_offset(key)
+            if start is None:
+                log.warning("%s[%d]: committed offset unknown; trusting delivery from %d", *key, offset)
+            self.tracker.start(key, offset if start is None else start)
         start = self.tracker.hole_before(key, offset)
         if start is None:
             return []
-        records = await self._records.between(key[0], key[1], start, offset)
-        log.warning(
-            "%s[%d]: offsets %d..%d were not delivered by Faust; read %d record(s) from Kafka",
-            key[0],
-            key[1],
-            start,
-            offset - 1,
-            len(records),
-        )
-        metrics.MISSED_RECORDS.labels(key[0]).inc(len(records))
-        for record in records:
-            self.tracker.delivered(key, record.offset)
-        return records
+        why = f"offsets {start}..{offset - 1} were not delivered by Faust"
+        return await self._read(key, start, offset, why)
 
     async def caught_up(self, partition: int, until: dict[str, int]) -> list[Any]:
         """A catch-up request (control message): the inputs' records Faust has not delivered up to `until`.
@@ -73,27 +65,24 @@ class SourceContinuity:
         for topic, end in until.items():
             key = (topic, partition)
             if not self.tracker.knows(key):
-                committed = await self._committed.of([key])
-                if committed is None:
+                start = await self._start_offset(key)
+                if start is None:
                     continue
-                self.tracker.start(key, committed[key] if key in committed else await self._log_start(key))
+                self.tracker.start(key, start)
             start = self.tracker.expected(key)
             stop = min(end, start + CATCH_UP_LIMIT)
-            if start >= stop:
-                continue
-            found = await self._records.between(topic, partition, start, stop)
-            log.warning(
-                "%s[%d]: no delivery from %d for a while with records up to %d; read %d record(s) from Kafka",
-                topic,
-                partition,
-                start,
-                end - 1,
-                len(found),
-            )
-            metrics.MISSED_RECORDS.labels(topic).inc(len(found))
-            for record in found:
-                self.tracker.delivered(key, record.offset)
-            records += found
+            if start < stop:
+                why = f"no delivery from {start} for a while with records up to {end - 1}"
+                records += await self._read(key, start, stop, why)
+        return records
+
+    async def _read(self, key: Partition, start: int, stop: int, why: str) -> list[Any]:
+        """Records start <= offset < stop from Kafka, logged, counted and taken as delivered."""
+        records = await self._records.between(key[0], key[1], start, stop)
+        log.warning("%s[%d]: %s; read %d record(s) from Kafka", key[0], key[1], why, len(records))
+        metrics.MISSED_RECORDS.labels(key[0]).inc(len(records))
+        for record in records:
+            self.tracker.delivered(key, record.offset)
         return records
 
     def position(self, key: Partition) -> int | None:
@@ -112,17 +101,14 @@ class SourceContinuity:
     async def close(self) -> None:
         await self._records.close()
 
-    async def _start_offset(self, key: Partition, first_delivered: int) -> int:
-        """Where this assignment's delivery must begin: the group's committed offset, else the log start."""
+    async def _start_offset(self, key: Partition) -> int | None:
+        """Where this assignment's delivery must begin: the group's committed offset, else the log start;
+        None when Kafka cannot tell."""
         offsets = await self._committed.of([key])
         if offsets is None:
-            log.warning("%s[%d]: committed offset unknown; trusting delivery from %d", *key, first_delivered)
-            return first_delivered
+            return None
         if key in offsets:
             return offsets[key]
-        return await self._log_start(key)
-
-    async def _log_start(self, key: Partition) -> int:
         return await self._records.log_start(*key)
 
     def take_commits(self, consumer: Any, topics: set[str]) -> None:
