@@ -19,10 +19,19 @@ class PartitionClock(msgspec.Struct, omit_defaults=True):
     # `clock advance` requests waiting for the inputs to reach the offsets they were issued at:
     # (floor micros, {input topic: next offset that must have been processed}).
     pending: list[tuple[int, dict[str, int]]] = msgspec.field(default_factory=list)
-    # Only in a partition's marker record (`Engine.markers_for`, key "<p>:unconfirmed"): customers written
-    # by the batch in flight whose effects (Redis record, outbox) are not confirmed yet. A worker that
-    # takes the partition over re-projects them and re-sends their outboxes.
-    unconfirmed: list[str] = msgspec.field(default_factory=list)
+    # Customers of this partition per dimension and tier: kept with the clock so that a worker knows its
+    # partitions' counts (the `segmenter_customers` gauge) without decoding every customer.
+    tier_counts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+
+    def count_move(self, dimension: str, from_tier: str | None, to_tier: str) -> None:
+        counts = self.tier_counts.setdefault(dimension, {})
+        if from_tier is not None:
+            left = counts.get(from_tier, 0) - 1
+            if left > 0:
+                counts[from_tier] = left
+            else:
+                counts.pop(from_tier, None)
+        counts[to_tier] = counts.get(to_tier, 0) + 1
 
     def watermark_micros(self) -> int | None:
         candidates = []

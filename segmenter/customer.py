@@ -44,9 +44,6 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     # Offset of the last record applied per input topic ("purchases"/"interactions"): written with the state
     # in one changelog record, so records redelivered after a crash are recognised whatever their age.
     offsets: dict[str, int] = msgspec.field(default_factory=dict)
-    # Tier changes (JSON bodies) decided by the last write of this state, stored with it: they are sent only
-    # once this record is durable, and re-sent byte for byte if a crash came between (see PartitionClock).
-    outbox: list[bytes] = msgspec.field(default_factory=list)
 
     @property
     def first_purchase_day(self) -> int | None:

@@ -1,14 +1,14 @@
 """The segmentation engine: events and clock ticks in, tier changes and projections out. Pure, no I/O.
 
-The stream layer feeds it one message at a time for a partition it owns and turns the returned `Effects`
-into Kafka sends, table writes and Redis writes. Every decision of SPEC sections 2-6 is taken here, so it is
-tested without a broker.
+The stream layer hands it a batch of records (`Engine.process`) and gets a `BatchResult` back: the changed
+states, tier changes, dead letters and Redis records to make durable in one commit. Every decision of SPEC
+sections 2-6 is taken here, so it is tested without a broker.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 
 from segmenter.clock import PartitionClock
@@ -55,10 +55,8 @@ class Effects:
     projections: dict[str, CustomerState] = field(default_factory=dict)  # customers whose record to write
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, outcome) -> n
     event_times: list[int] = field(default_factory=list)  # ts micros of applied events (lag metric)
-    resent: int = 0  # unconfirmed tier changes found after a takeover, sent again
 
     def clear(self) -> None:
-        self.resent = 0
         self.transitions.clear()
         self.dead_letters.clear()
         self.projections.clear()
@@ -77,20 +75,70 @@ class InputMessage:
     headers: list[tuple[str, bytes]]
 
 
+@dataclass(frozen=True, slots=True)
+class ClockAdvance:
+    """A recorded clock record of a partition (`clock advance`, wall-clock tick): the watermark's floor.
+
+    `after` maps input topics to the offsets they had when the advance was issued (see `handle_clock`).
+    """
+
+    partition: int
+    to_micros: int
+    after: dict[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCheck:
+    """Apply the partition's waiting clock advances whose inputs are reached (after an assignment)."""
+
+    partition: int
+
+
+Record = InputMessage | ClockAdvance | PendingCheck
+
+
+@dataclass
+class BatchResult:
+    """Everything one batch decided, for the stream layer to make durable in one commit.
+
+    `customers`/`clocks`: the changed states (one per customer per batch); `records`: the Redis hash of
+    every customer whose record changed (SPEC section 7), computed from the same states.
+    """
+
+    transitions: list[TierChange]
+    dead_letters: list[DeadLetter]
+    customers: dict[str, CustomerState]
+    clocks: dict[int, PartitionClock]
+    records: dict[str, dict[str, str]]
+    outcomes: Counter[tuple[str, str]]
+    event_times: list[int]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.transitions or self.dead_letters or self.customers or self.clocks or self.outcomes)
+
+
+CustomerTable = MutableMapping[str, CustomerState]
+
+
 class Engine:
     """Applies SPEC sections 2-6 to the customers of the partitions it is given messages for."""
 
     def __init__(
         self,
         rules: RuleSet,
-        customers: MutableMapping[str, CustomerState],
+        customers: CustomerTable,
         clocks: MutableMapping[str, PartitionClock],
         config: EngineConfig | None = None,
         autoflush: bool = True,
+        customers_of: Callable[[int], CustomerTable] | None = None,
     ) -> None:
+        """`customers` holds every partition's customers, unless `customers_of(partition)` gives one table
+        per partition (the worker's stores); `clocks` maps `str(partition)` to the partition's clock."""
         self.rules = rules
         self.timeline = Timeline(rules)
         self.customers = customers
+        self._customers_of = customers_of or (lambda partition: customers)
         self.clocks = clocks
         self.config = config or EngineConfig()
         self._dimensions = rules.dimension_names
@@ -100,116 +148,93 @@ class Engine:
         self._clock_cache: dict[int, PartitionClock] = {}
         self._next_offsets: dict[tuple[str, int], int] = {}  # (input topic, partition) -> next offset
         # Changed states not yet written to the tables: one table write per customer per batch, and reads
-        # within the batch see them (a RocksDB-backed table hands out copies).
+        # within the batch see them (the tables hand out decoded copies).
         self._dirty_customers: dict[str, CustomerState] = {}
         self._dirty_clocks: dict[int, PartitionClock] = {}
-        # Customers whose outbox already belongs to the current batch (a first touch empties it).
-        self._touched: set[str] = set()
-        # Partitions whose unconfirmed batch (left by a crash) was taken over since the last rebalance.
-        self._taken_over: set[int] = set()
         self.autoflush = autoflush
         self._keep_purchase_days = rules.value_days
         self._keep_interaction_days = rules.engagement_days
 
     # ------------------------------------------------------------------ partitions
-    def forget_partitions(self) -> None:
-        """Drop timer indexes and clocks (after a rebalance); they are rebuilt from the tables on next use."""
-        self._timers.clear()
-        self._clock_cache.clear()
-        self._next_offsets.clear()
-        self._taken_over.clear()
+    def forget_partitions(self, partitions: Iterable[int] | None = None) -> None:
+        """Drop what the engine caches about partitions (all by default): timer indexes, clocks, offsets,
+        unwritten states. After a rebalance or an aborted batch; rebuilt from the tables on next use."""
+        chosen = None if partitions is None else set(partitions)
+
+        def gone(partition: int) -> bool:
+            return chosen is None or partition in chosen
+
+        for cache in (self._timers, self._clock_cache, self._dirty_clocks):
+            for partition in [p for p in cache if gone(p)]:
+                del cache[partition]
+        self._next_offsets = {k: v for k, v in self._next_offsets.items() if not gone(k[1])}
+        self._dirty_customers = {k: v for k, v in self._dirty_customers.items() if not gone(v.partition)}
+
+    def seed_timers(self, partition: int, due: Iterable[tuple[str, int]]) -> None:
+        """The partition's timer index from the (customer id, next due day) pairs its store kept."""
+        index = self._timers[partition] = TimerIndex()
+        for customer_id, day in due:
+            index.schedule(customer_id, day)
 
     def timers_for(self, partition: int) -> TimerIndex:
         """The partition's timer index, rebuilt from the table the first time (restart / rebalance)."""
         index = self._timers.get(partition)
         if index is None:
-            # One pass over the table builds every partition's index not built yet (a RocksDB-backed table
-            # decodes each value it hands out, so one scan per partition would multiply the restart cost).
-            missing: dict[int, TimerIndex] = {}
-            for customer_id, state in self.customers.items():
-                if state.next_due is None or state.partition in self._timers:
-                    continue
-                target = missing.get(state.partition)
-                if target is None:
-                    target = missing[state.partition] = TimerIndex()
-                target.schedule(customer_id, state.next_due)
-            self._timers.update(missing)
-            index = self._timers.setdefault(partition, TimerIndex())
+            index = self._timers[partition] = TimerIndex()
+            for customer_id, state in self._customers_of(partition).items():
+                if state.next_due is not None and state.partition == partition:
+                    index.schedule(customer_id, state.next_due)
         return index
 
-    def customer(self, customer_id: str) -> CustomerState | None:
+    def customer(self, customer_id: str, partition: int) -> CustomerState | None:
         state = self._dirty_customers.get(customer_id)
-        return state if state is not None else self.customers.get(customer_id)
+        return state if state is not None else self._customers_of(partition).get(customer_id)
 
     def take_dirty(self) -> tuple[dict[str, CustomerState], dict[int, PartitionClock]]:
-        """States changed since the last call, for the caller to write to the tables (see `markers_for`)."""
+        """States changed since the last call, for the caller to write to the tables."""
         customers, clocks = self._dirty_customers, self._dirty_clocks
-        self._dirty_customers, self._dirty_clocks, self._touched = {}, {}, set()
+        self._dirty_customers, self._dirty_clocks = {}, {}
         return customers, clocks
 
-    def markers_for(self, customers: dict[str, CustomerState]) -> dict[str, PartitionClock]:
-        """Per partition, a record naming the batch's customers as unconfirmed (clocks table, own key).
-
-        The caller writes these first and waits until they are durable, then the states (each with its
-        `outbox`) and clocks, then projects the customers to Redis and sends their outboxes, and finally
-        writes the records returned by `confirm`. Whoever owns the partition after a crash in between
-        finishes the job (`_take_over`): a tier change exists on the topic only for durable state, is never
-        lost, and a re-send is byte-identical. The marker is not part of the clock, so a marker that lands
-        without its states does not move the watermark ahead of the records the replay applies again.
-        """
-        by_partition: dict[int, list[str]] = {}
-        for customer_id, state in customers.items():
-            by_partition.setdefault(state.partition, []).append(customer_id)
-        return {
-            marker_key(partition): PartitionClock(partition=partition, unconfirmed=ids)
-            for partition, ids in by_partition.items()
-        }
-
-    def confirm(self, markers: dict[str, PartitionClock]) -> dict[str, PartitionClock]:
-        """The effects of the batch behind these markers are acknowledged: the cleared markers to write."""
-        return {key: PartitionClock(partition=marker.partition) for key, marker in markers.items()}
-
     def flush(self) -> None:
-        """Write changed states to the tables directly, their effects counting as delivered (tests, tools)."""
+        """Write changed states to the tables directly (tests, tools; the worker commits `process`)."""
         customers, clocks = self.take_dirty()
-        for state in customers.values():
-            state.outbox = []  # delivered
-        self.customers.update(customers)
+        for customer_id, state in customers.items():
+            self._customers_of(state.partition)[customer_id] = state
         for partition, clock in clocks.items():
             self.clocks[str(partition)] = clock
 
-    def _unconfirmed(self, partition: int) -> list[str]:
-        marker = self.clocks.get(marker_key(partition))
-        return marker.unconfirmed if marker is not None else []
+    def process(self, records: Iterable[Record]) -> BatchResult:
+        """Handle a batch of records in order; nothing is written anywhere (the caller commits the result).
 
-    def needs_takeover(self, partition: int) -> bool:
-        """A crash left this partition's last batch unconfirmed and nobody has finished it yet."""
-        return partition not in self._taken_over and bool(self._unconfirmed(partition))
-
-    def _take_over(self, partition: int, effects: Effects) -> None:
-        """Finish the unconfirmed batch a crash left behind: re-project its customers, re-send their outboxes.
-
-        Runs before anything else touches the partition after a (re)assignment, so a customer's re-sent
-        changes precede its new ones. The customers are carried into the current batch (their outbox kept).
+        After the call the engine's caches already reflect the batch: the caller writes `customers` and
+        `clocks` to its tables once the batch is durable, or calls `forget_partitions` if it was aborted.
         """
-        if partition in self._taken_over:
-            return
-        self._taken_over.add(partition)
-        for customer_id in self._unconfirmed(partition):
-            state = self.customer(customer_id)
-            if state is None or state.partition != partition:
-                continue
-            self._touched.add(customer_id)
-            self._dirty_customers[customer_id] = state
-            effects.projections[customer_id] = state
-            effects.resent += len(state.outbox)
-
-    def _touch(self, state: CustomerState) -> None:
-        """First change of a customer in this batch: its outbox now holds this batch's changes only."""
-        if state.customer_id not in self._touched:
-            self._touched.add(state.customer_id)
-            if state.outbox:
-                state.outbox = []
+        effects = Effects()
+        autoflush, self.autoflush = self.autoflush, False
+        try:
+            for record in records:
+                if isinstance(record, InputMessage):
+                    self.handle_input(record, effects)
+                elif isinstance(record, ClockAdvance):
+                    self.handle_clock(record.partition, record.to_micros, effects, record.after)
+                else:
+                    self.apply_ready_pending(record.partition, effects)
+        finally:
+            self.autoflush = autoflush
+        customers, clocks = self.take_dirty()
+        records_out = {
+            customer_id: self.record_fields(state) for customer_id, state in effects.projections.items()
+        }
+        return BatchResult(
+            transitions=effects.transitions,
+            dead_letters=effects.dead_letters,
+            customers=customers,
+            clocks=clocks,
+            records=records_out,
+            outcomes=effects.outcomes,
+            event_times=effects.event_times,
+        )
 
     def clock_for(self, partition: int) -> PartitionClock:
         clock = self._clock_cache.get(partition)
@@ -219,11 +244,9 @@ class Engine:
         return clock
 
     # ------------------------------------------------------------------ inputs
-    def handle_input(
-        self, message: InputMessage, effects: Effects, wall_floor_micros: int | None = None
-    ) -> None:
+    def handle_input(self, message: InputMessage, effects: Effects) -> None:
         """Validate, de-duplicate and apply one input message (SPEC sections 2, 3, 6)."""
-        self._handle_input(message, effects, wall_floor_micros)
+        self._handle_input(message, effects)
         key = (message.topic, message.partition)
         if message.offset + 1 > self._next_offsets.get(key, -1):
             self._next_offsets[key] = message.offset + 1
@@ -232,7 +255,7 @@ class Engine:
         if self.autoflush:
             self.flush()
 
-    def _handle_input(self, message: InputMessage, effects: Effects, wall_floor_micros: int | None) -> None:
+    def _handle_input(self, message: InputMessage, effects: Effects) -> None:
         try:
             event = decode_event(message.kind, message.key, message.value, self.config.currency)
         except InvalidEvent as invalid:
@@ -252,17 +275,13 @@ class Engine:
             return
 
         partition = message.partition
-        self._take_over(partition, effects)
         clock = self.clock_for(partition)
         old_watermark_day = clock.watermark_day()
-        changed = _observe(clock, message.kind.value, event.ts_micros)
-        if wall_floor_micros is not None:
-            changed |= _raise_floor(clock, wall_floor_micros)
-        if changed:
+        if _observe(clock, message.kind.value, event.ts_micros):
             self._dirty_clocks[partition] = clock
         watermark_day = clock.watermark_day()
 
-        state = self.customer(event.customer_id)
+        state = self.customer(event.customer_id, partition)
         if state is None:
             state = CustomerState(customer_id=event.customer_id, partition=partition)
         elif message.offset <= state.offsets.get(message.kind.value, -1) or is_duplicate(
@@ -290,7 +309,6 @@ class Engine:
         until this partition's inputs are processed up to there, so "produce, then advance" means what it
         says even while the worker is still catching up (the control topic is read concurrently).
         """
-        self._take_over(partition, effects)
         clock = self.clock_for(partition)
         if after and not self._offsets_reached(partition, after):
             clock.pending.append((floor_micros, dict(after)))
@@ -315,7 +333,6 @@ class Engine:
 
     def apply_ready_pending(self, partition: int, effects: Effects) -> None:
         """Apply the waiting `clock advance` requests whose input offsets have been reached."""
-        self._take_over(partition, effects)
         clock = self.clock_for(partition)
         if not clock.pending:
             return
@@ -397,6 +414,9 @@ class Engine:
             seq = state.seqs.get(dimension, 0) + 1
             state.seqs[dimension] = seq
             state.tiers[dimension] = tier
+            clock = self.clock_for(state.partition)
+            clock.count_move(dimension, previous, tier)
+            self._dirty_clocks[state.partition] = clock
             change = TierChange(
                 customer_id=state.customer_id,
                 dimension=dimension,
@@ -411,8 +431,6 @@ class Engine:
                 features=rendered,
             )
             effects.transitions.append(change)
-            self._touch(state)
-            state.outbox.append(change.to_json())
         if rendered is not None or reason != "time":
             state.version += 1
             state.as_of = day
@@ -430,7 +448,6 @@ class Engine:
         first_change = next(self.timeline.changes(state, state.day, current, sums), None)
         state.next_due = None if first_change is None else first_change.day
         self.timers_for(state.partition).schedule(state.customer_id, state.next_due)
-        self._touch(state)
         self._dirty_customers[state.customer_id] = state
 
     def _prune(self, state: CustomerState, as_of: int) -> None:
@@ -443,7 +460,7 @@ class Engine:
         if new_day is None or (old_day is not None and new_day <= old_day):
             return
         for customer_id in self.timers_for(partition).pop_due(new_day):
-            state = self.customer(customer_id)
+            state = self.customer(customer_id, partition)
             if state is None or state.partition != partition or state.day is None or state.day >= new_day:
                 continue
             self._advance_customer(state, new_day, effects)
@@ -472,11 +489,6 @@ class Engine:
         fields["rules_version"] = self.rules.version
         fields["version"] = str(state.version)
         return fields
-
-
-def marker_key(partition: int) -> str:
-    """Key of a partition's unconfirmed-batch marker in the clocks table (the clock itself is `str(p)`)."""
-    return f"{partition}:unconfirmed"
 
 
 def _observe(clock: PartitionClock, kind: str, ts_micros: int) -> bool:

@@ -1,20 +1,28 @@
 """Redis projection of current tiers (SPEC section 7), written atomically per customer.
 
-One Lua script per customer updates the record, the tier-count hashes and the membership sets together,
-and only when the new record's `version` is greater than the stored one. Counts are derived from the
-record Redis already holds, so replays, crashes and rebalances can never double count.
+A Lua script updates a customer's record, the tier-count hashes and the membership sets together, and only
+when the new record's `version` is greater than the stored one. Counts are derived from the record Redis
+already holds, so replays, crashes and rebalances can never double count.
+
+The worker writes a batch with one script call (`BATCH_SCRIPT`, faster than a pipeline of per-customer
+calls: bench/redis_batch.py), after the batch's Kafka transaction committed, so Redis only ever shows
+committed state. The same call raises the batch's partitions in the `projected` hash to the customers
+changelog offsets the batch wrote: a restore re-projects the customers written past it (a crash between
+the commit and the Redis write). `write` (per-customer calls) serves `redis rebuild`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, wait_exponential
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +62,156 @@ redis.call('HSET', key, unpack(flat))
 return 1
 """
 
+# KEYS[1] the projected-offsets hash, KEYS[2..] record keys. ARGV: prefix, n_dimensions, dimension names...,
+# n_offsets, (partition, offset) pairs..., then per record: customer_id, version, fields as one JSON object.
+BATCH_SCRIPT = """
+local prefix = ARGV[1]
+local ndims = tonumber(ARGV[2])
+local dims = {}
+for i = 1, ndims do dims[i] = ARGV[2 + i] end
+local at = 3 + ndims
+local noffsets = tonumber(ARGV[at])
+for i = 1, noffsets do
+  local field, offset = ARGV[at + 2 * i - 1], tonumber(ARGV[at + 2 * i])
+  local current = redis.call('HGET', KEYS[1], field)
+  if (not current) or tonumber(current) < offset then redis.call('HSET', KEYS[1], field, offset) end
+end
+at = at + 2 * noffsets + 1
+local written = 0
+for k = 2, #KEYS do
+  local key = KEYS[k]
+  local customer, version = ARGV[at], tonumber(ARGV[at + 1])
+  local current = redis.call('HGET', key, 'version')
+  if (not current) or tonumber(current) < version then
+    local fields = cjson.decode(ARGV[at + 2])
+    local flat = {}
+    for name, value in pairs(fields) do
+      flat[#flat + 1] = name
+      flat[#flat + 1] = value
+    end
+    for i = 1, ndims do
+      local dim = dims[i]
+      local old = redis.call('HGET', key, dim)
+      if old == false then old = nil end
+      local new = fields[dim]
+      if old ~= new then
+        local counts = prefix .. ':tier-counts:' .. dim
+        if old then
+          redis.call('SREM', prefix .. ':tier:' .. dim .. ':' .. old, customer)
+          if redis.call('HINCRBY', counts, old, -1) <= 0 then redis.call('HDEL', counts, old) end
+        end
+        if new then
+          redis.call('SADD', prefix .. ':tier:' .. dim .. ':' .. new, customer)
+          redis.call('HINCRBY', counts, new, 1)
+        end
+      end
+    end
+    redis.call('DEL', key)
+    redis.call('HSET', key, unpack(flat))
+    written = written + 1
+  end
+  at = at + 3
+end
+return written
+"""
+
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+SCRIPT_CHUNK = 2000  # records per script call: bounds how long one call holds Redis
+
+
+def projected_key(prefix: str) -> str:
+    """Hash: `{app_id}:{partition}` -> customers changelog offset up to which Redis shows the states."""
+    return f"{prefix}:projected"
+
+
+class BatchProjection:
+    """The worker's writer: one script call per batch (chunked), retried while Redis is away.
+
+    Synchronous: the worker's loop waits for it, so nothing after a batch runs before Redis has it.
+    """
+
+    def __init__(
+        self, url: str, prefix: str, app_id: str, on_error: Callable[[], None] | None = None
+    ) -> None:
+        self.prefix = prefix
+        self.app_id = app_id
+        self.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self._script = self.client.register_script(BATCH_SCRIPT)
+        self._on_error = on_error
+        self.waiting_since: float | None = None  # set while a write is retried (an outage, not a stall)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (redis.exceptions.RedisError, OSError):
+            return False
+
+    def projected(self, partitions: Iterable[int]) -> dict[int, int | None]:
+        """Per partition, the changelog offset from which Redis may lag (None: Redis knows nothing)."""
+        chosen = list(partitions)
+        if not chosen:
+            return {}
+        values = self._retried(
+            lambda: self.client.hmget(projected_key(self.prefix), [f"{self.app_id}:{p}" for p in chosen])
+        )
+        return {p: None if v is None else int(v) for p, v in zip(chosen, values, strict=True)}
+
+    def write(
+        self,
+        records: Mapping[str, Mapping[str, str]],
+        dimensions: Sequence[str],
+        offsets: Mapping[int, int],
+    ) -> int:
+        """Write the records (version-guarded) and raise the partitions' projected offsets; count writes."""
+        if not records and not offsets:
+            return 0
+        items = list(records.items())
+        head = [self.prefix, str(len(dimensions)), *dimensions]
+        marks: list[Any] = [str(len(offsets))]
+        for partition, offset in offsets.items():
+            marks += [f"{self.app_id}:{partition}", offset]
+
+        def send() -> int:
+            pipe = self.client.pipeline(transaction=False)
+            chunks = [items[i : i + SCRIPT_CHUNK] for i in range(0, len(items), SCRIPT_CHUNK)] or [[]]
+            for index, chunk in enumerate(chunks):
+                keys = [projected_key(self.prefix)] + [record_key(self.prefix, cid) for cid, _ in chunk]
+                args: list[Any] = [*head, *(marks if index == len(chunks) - 1 else ["0"])]
+                for customer_id, fields in chunk:
+                    args += [customer_id, fields["version"], orjson.dumps(fields)]
+                self._script(keys=keys, args=args, client=pipe)
+            return sum(int(n) for n in pipe.execute())
+
+        return self._retried(send)
+
+    def _retried(self, call: Callable[[], Any]) -> Any:
+        import time
+
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(RETRYABLE),
+                wait=wait_exponential(multiplier=0.1, max=5),
+                before_sleep=self._before_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1 and self.waiting_since is None:
+                        self.waiting_since = time.monotonic()
+                    return call()
+        finally:
+            self.waiting_since = None
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
+
+    def _before_retry(self, retry_state: Any) -> None:
+        if self._on_error is not None:
+            self._on_error()
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        log.warning(
+            "Redis write failed (%s); retrying in %.1fs", type(exc).__name__, retry_state.next_action.sleep
+        )
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def record_key(prefix: str, customer_id: str) -> str:

@@ -111,20 +111,26 @@ class KafkaSecurity:
             kwargs["ssl_context"] = self.ssl_context()
         return kwargs
 
-    def faust_credentials(self) -> Any:
-        """`broker_credentials` for the Faust app (None for PLAINTEXT)."""
-        import faust
-
+    def librdkafka(self) -> dict[str, Any]:
+        """Configuration properties for confluent-kafka (librdkafka) clients: the worker's."""
+        config: dict[str, Any] = {"security.protocol": self.protocol.lower()}
         if self.uses_sasl:
-            return faust.SASLCredentials(
-                username=self.username,
-                password=self.password,
-                mechanism=self.mechanism,
-                ssl_context=self.ssl_context(),
+            config.update(
+                {
+                    "sasl.mechanisms": self.mechanism,
+                    "sasl.username": self.username,
+                    "sasl.password": self.password,
+                }
             )
         if self.uses_tls:
-            return faust.SSLCredentials(self.ssl_context())
-        return None
+            for name, value in (
+                ("ssl.ca.location", self.ca_file),
+                ("ssl.certificate.location", self.cert_file),
+                ("ssl.key.location", self.key_file),
+            ):
+                if value:
+                    config[name] = value
+        return config
 
 
 def kafka_python_security() -> dict[str, Any]:
@@ -133,3 +139,7 @@ def kafka_python_security() -> dict[str, Any]:
 
 def aiokafka_security() -> dict[str, Any]:
     return KafkaSecurity.from_env().aiokafka()
+
+
+def librdkafka_security() -> dict[str, Any]:
+    return KafkaSecurity.from_env().librdkafka()

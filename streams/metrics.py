@@ -6,7 +6,12 @@ or event id in a label. Every metric lives in one registry so tests and the `/me
 
 from __future__ import annotations
 
+import time
+from collections import Counter as Tally
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from segmenter.engine import BatchResult
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -74,14 +79,35 @@ READY = Gauge(
     "1 once this worker's tables are recovered and it is processing, else 0.",
     registry=REGISTRY,
 )
-RESENT = Counter(
-    "segmenter_tier_changes_resent",
-    "Tier changes sent again after a takeover because a crash cut their batch (same event_id and bytes).",
+TRANSACTIONS_ABORTED = Counter(
+    "segmenter_transactions_aborted",
+    "Batches whose Kafka transaction was aborted (rebalance, broker down); their records are handled again.",
     registry=REGISTRY,
 )
-MISSED_RECORDS = Counter(
-    "segmenter_missed_records_recovered",
-    "Records Faust skipped around a rebalance that the worker read from Kafka itself (none lost).",
-    ["topic"],
+RESTORE_SECONDS = Histogram(
+    "segmenter_restore_seconds",
+    "Duration of restoring newly assigned partitions from their changelogs (before processing them).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, float("inf")),
     registry=REGISTRY,
 )
+RESTORED_RECORDS = Counter(
+    "segmenter_restored_records",
+    "Changelog records read while restoring partition stores.",
+    registry=REGISTRY,
+)
+
+
+def count_batch(result: BatchResult) -> None:
+    """Metrics of a committed batch (counted once, after its commit)."""
+    moves = Tally((c.dimension, c.from_tier or "", c.to_tier, c.reason) for c in result.transitions)
+    for (dimension, from_tier, to_tier, reason), count in moves.items():
+        TRANSITIONS.labels(dimension, from_tier, to_tier, reason).inc(count)
+    for reason, count in Tally(letter.reason.value for letter in result.dead_letters).items():
+        DEAD_LETTERS.labels(reason).inc(count)
+    for (topic, outcome), count in result.outcomes.items():
+        EVENTS.labels(topic, outcome).inc(count)
+    if result.event_times:
+        now_micros = time.time() * 1e6
+        observe = EVENT_LAG.observe
+        for ts in result.event_times:
+            observe(max(0.0, (now_micros - ts) / 1e6))

@@ -23,12 +23,13 @@ class WorkerSettings:
     web_host: str = "0.0.0.0"
     web_port: int = 6066
     currency: str = "USD"
-    processing_guarantee: str = "at_least_once"
+    processing_guarantee: str = "exactly_once"  # or at_least_once (streams/checkpoint.py: consequences)
+    instance_id: str | None = None  # stable worker identity: static group membership, transactional.id
     topics: TopicNames = field(default_factory=TopicNames)
     log_level: str = "info"
-    batch_size: int = 1000  # input messages handled together: one Redis pipeline, one table write each
-    batch_window_seconds: float = 0.05  # the longest a message waits for its batch to fill
-    stall_seconds: float = 300.0  # /healthz fails when a lagging partition's commits stand still this long
+    batch_size: int = 10_000  # records per batch at most: one transaction, one Redis call each
+    batch_window_seconds: float = 0.1  # the longest `consume` waits for a batch to fill
+    stall_seconds: float = 300.0  # /healthz fails when a lagging partition's position stands still this long
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import click
@@ -75,28 +74,37 @@ from streams.topic_names import TopicNames, topic_options
 @click.option(
     "--processing-guarantee",
     envvar="SEGMENTER_PROCESSING_GUARANTEE",
-    type=click.Choice(["at_least_once", "exactly_once"]),
-    default="at_least_once",
+    type=click.Choice(["exactly_once", "at_least_once"]),
+    default="exactly_once",
     show_default=True,
-    help="at_least_once (supported; re-sends keep their event_id and bytes) or exactly_once (experimental, "
-    "see docs/RELIABILITY.md).",
+    help="exactly_once: each batch is one Kafka transaction (read tier changes with read_committed). "
+    "at_least_once: no transactions; a crash in the middle of a batch can lose or duplicate its tier "
+    "changes.",
+)
+@click.option(
+    "--instance-id",
+    envvar="SEGMENTER_INSTANCE_ID",
+    default=None,
+    help="Stable identity of this worker (e.g. the pod name): enables static group membership, so a "
+    "restarted worker gets its partitions back without a rebalance. Default: none (host name + data dir "
+    "name the transactional id).",
 )
 @click.option("--log-level", envvar="SEGMENTER_LOG_LEVEL", default="info", show_default=True)
 @click.option(
     "--batch-size",
     envvar="SEGMENTER_BATCH_SIZE",
     type=click.IntRange(1, 100_000),
-    default=1000,
+    default=10_000,
     show_default=True,
-    help="Input messages handled together (one Redis pipeline per batch).",
+    help="Records handled together at most: one Kafka transaction and one Redis call per batch.",
 )
 @click.option(
     "--batch-window",
     envvar="SEGMENTER_BATCH_WINDOW",
     type=click.FloatRange(0.001, 10),
-    default=0.05,
+    default=0.1,
     show_default=True,
-    help="Seconds a message may wait for its batch to fill.",
+    help="Seconds a batch may wait to fill (sizes transactions by time under load).",
 )
 @click.option(
     "--stall-seconds",
@@ -104,8 +112,8 @@ from streams.topic_names import TopicNames, topic_options
     type=click.FloatRange(10, None),
     default=300.0,
     show_default=True,
-    help="/healthz fails when an owned input partition has lag and its processed position has not moved for "
-    "this long (a Faust consumer stall; a restart heals it).",
+    help="/healthz fails when the processing loop is silent, or an owned input partition has lag and its "
+    "position has not moved, for this long.",
 )
 @topic_options
 def worker(
@@ -121,6 +129,7 @@ def worker(
     web_port: int,
     currency: str,
     processing_guarantee: str,
+    instance_id: str | None,
     log_level: str,
     batch_size: int,
     batch_window: float,
@@ -149,41 +158,32 @@ def worker(
         web_port=web_port,
         currency=currency,
         processing_guarantee=processing_guarantee,
+        instance_id=instance_id or None,
         topics=topics,
         log_level=log_level,
         batch_size=batch_size,
         batch_window_seconds=batch_window,
         stall_seconds=stall_seconds,
     )
-    if processing_guarantee == "exactly_once":
-        click.echo(
-            "warning: exactly_once is experimental: with faust-streaming 0.15.3 tier changes and dead "
-            "letters are written outside the Kafka transactions and the fault suite lost events with it; "
-            "at_least_once is the supported mode (docs/RELIABILITY.md)",
-            err=True,
-        )
     _check_redis(redis_url)
     partitions = input_partitions(broker, topics)
     run_worker(settings, rules, partitions)
 
 
 def run_worker(settings, rules, partitions: int) -> None:  # type: ignore[no-untyped-def]
-    from faust import Worker
-
-    from streams.app import build_app
+    from streams.worker import Worker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("SEGMENTER_EVENT_LOOP", "uvloop") == "uvloop":
-        import asyncio
-
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    app = build_app(settings, rules, partitions)
-    logging.getLogger("faust").setLevel(logging.WARNING)
-    Worker(
-        app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False
-    ).execute_from_commandline()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        Worker(settings, rules, partitions).run()
+    except Exception:
+        logging.getLogger("segmenter").critical(
+            "the worker stops on an error it cannot recover from", exc_info=True
+        )
+        raise SystemExit(70) from None
 
 
 def _check_redis(url: str) -> None:

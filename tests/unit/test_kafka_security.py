@@ -13,7 +13,7 @@ def test_plaintext_by_default() -> None:
     security = KafkaSecurity.from_env({})
     assert security.kafka_python() == {"security_protocol": "PLAINTEXT"}
     assert security.aiokafka() == {"security_protocol": "PLAINTEXT"}
-    assert security.faust_credentials() is None
+    assert security.librdkafka() == {"security.protocol": "plaintext"}
 
 
 def test_sasl_scram_over_tls() -> None:
@@ -29,8 +29,9 @@ def test_sasl_scram_over_tls() -> None:
     assert kwargs["sasl_plain_username"] == "seg" and kwargs["sasl_plain_password"] == "s3cret"
     assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
     assert security.aiokafka()["sasl_mechanism"] == "SCRAM-SHA-256"
-    credentials = security.faust_credentials()
-    assert credentials.username == "seg"
+    config = security.librdkafka()
+    assert config["security.protocol"] == "sasl_ssl" and config["sasl.mechanisms"] == "SCRAM-SHA-256"
+    assert config["sasl.username"] == "seg" and config["sasl.password"] == "s3cret"
     assert "s3cret" not in repr(security) and "s3cret" not in str(security)
 
 
@@ -51,3 +52,18 @@ def test_misconfiguration_is_one_clear_error(env: dict[str, str]) -> None:
     with pytest.raises(KafkaSecurityError) as info:
         KafkaSecurity.from_env(env)
     assert "SEGMENTER_KAFKA_" in info.value.message
+
+
+def test_tls_files_map_onto_librdkafka_locations() -> None:
+    env = {
+        "SEGMENTER_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "SEGMENTER_KAFKA_CA_FILE": "/etc/ca.pem",
+        "SEGMENTER_KAFKA_CERT_FILE": "/etc/client.pem",
+        "SEGMENTER_KAFKA_KEY_FILE": "/etc/client.key",
+    }
+    assert KafkaSecurity.from_env(env).librdkafka() == {
+        "security.protocol": "ssl",
+        "ssl.ca.location": "/etc/ca.pem",
+        "ssl.certificate.location": "/etc/client.pem",
+        "ssl.key.location": "/etc/client.key",
+    }
