@@ -35,6 +35,10 @@ COPY --from=build /opt/segmenter /opt/segmenter
 USER 10001:10001
 WORKDIR /var/lib/segmenter
 EXPOSE 6066
+# /var/lib/segmenter is SEGMENTER_DATA_DIR: RocksDB stores (SEGMENTER_STORE=rocksdb) under
+# {app id}/partition-N; mount a volume there to keep them across container restarts.
+# On SIGTERM (docker stop) the worker finishes the batch in progress: give it a grace period of 60 s
+# (docker stop -t 60, compose stop_grace_period).
 # Liveness of the worker's HTTP endpoint (readiness is /readyz, used by Kubernetes).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SEGMENTER_WEB_PORT', '6066'), timeout=4)"]

@@ -3,8 +3,14 @@
 
 Reads the tier-changes topic (SPEC section 6) as a consumer group, prints one JSON line per action on
 stdout, and commits offsets only after the actions of a message were handled, so a crash re-delivers
-rather than loses. Messages are read with isolation_level=read_committed (the worker writes them in
-transactions) and de-duplicated by event_id, because a worker restart can publish an event again.
+rather than loses.
+
+The worker writes each batch of tier changes in one Kafka transaction (--processing-guarantee exactly_once,
+the default), so this consumer reads with isolation_level="read_committed": it never sees the tier changes
+of an aborted batch (a batch that failed and was decided again), and it sees a batch only once committed.
+kafka-python, like the Java client, defaults to read_uncommitted; librdkafka-based clients default to
+read_committed. Offsets have gaps (transaction markers take one each). Events are still de-duplicated by
+event_id: this consumer's own re-deliveries after a crash, and workers run with at_least_once, can repeat one.
 
 Actions of a tier change:
   * to `vip`      -> vip_welcome
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             bootstrap_servers=args.broker,
             group_id=args.group,
             client_id="segmenter-marketing-example",
-            isolation_level="read_committed",
+            isolation_level="read_committed",  # the worker's output is transactional: skip aborted batches
             enable_auto_commit=False,
             auto_offset_reset=args.offset_reset,
             allow_auto_create_topics=False,

@@ -40,7 +40,7 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     tiers: dict[str, str] = msgspec.field(default_factory=dict)
     seqs: dict[str, int] = msgspec.field(default_factory=dict)
     seen: dict[str, int] = msgspec.field(default_factory=dict)  # event_id -> ts micros, within the horizon
-    next_due: int | None = None  # next day on which a tier can change without any new event
+    next_due: int | None = None  # next candidate day: a rule comparison can flip then without any event
     # Offset of the last record applied per input topic ("purchases"/"interactions"): written with the state
     # in one changelog record, so records redelivered after a crash are recognised whatever their age.
     offsets: dict[str, int] = msgspec.field(default_factory=dict)

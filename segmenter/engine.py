@@ -20,7 +20,7 @@ from segmenter.customer import (
     prune_buckets,
 )
 from segmenter.events import DeadLetterReason, Event, InvalidEvent, Kind, decode_event
-from segmenter.features import FEATURE_NAMES, Features, WindowSums, render_feature
+from segmenter.features import FEATURE_NAMES, Features, current_features, render_feature
 from segmenter.rules import RuleSet
 from segmenter.timeline import Timeline
 from segmenter.timers import TimerIndex
@@ -363,23 +363,22 @@ class Engine:
             if state.day > target:
                 target = state.day
             elif target > state.day:
-                self._advance_customer(state, target, effects)
+                if state.next_due is not None and state.next_due <= target:
+                    self._advance_customer(state, target, effects)
+                state.day = target
         apply_event(state, event, self.config.dedupe_horizon_micros)
-        self._prune(state, target)  # the record below is as of `target`, so the same cut as in `_finish`
-        sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
-        features = sums.at(target)
+        self._prune(state, target)  # the record below is as of `target`: features are the buckets' totals
+        features = current_features(state, target)
         tiers = self.rules.classify(features)
         self._record(state, target, tiers, features, event.ts, event.reason, event.event_id, effects)
         state.day = target
-        self._finish(state, effects, sums)
+        self._finish(state, effects)
 
     def _advance_customer(self, state: CustomerState, target: int, effects: Effects) -> None:
         """Evaluate the customer at every day in (D_c, target] that changes a tier, then set D_c = target."""
         assert state.day is not None
         current = tuple(state.tiers.get(name) for name in self._dimensions)
-        for change in self.timeline.changes(state, state.day, current):
-            if change.day > target:
-                break
+        for change in self.timeline.changes(state, state.day, current, until=target):
             self._record(
                 state,
                 change.day,
@@ -436,17 +435,11 @@ class Engine:
             state.as_of = day
             effects.projections[state.customer_id] = state
 
-    def _finish(self, state: CustomerState, effects: Effects, sums: WindowSums | None = None) -> None:
-        """Prune what no window needs any more, find the next due day, store the state.
-
-        `sums`: window sums of the state as it is now, already pruned (saves rebuilding them).
-        """
+    def _finish(self, state: CustomerState, effects: Effects) -> None:
+        """Prune what no window needs any more, set the timer to the next candidate day, store the state."""
         assert state.as_of is not None and state.day is not None
-        if sums is None:
-            self._prune(state, state.as_of)
-        current = tuple(state.tiers.get(name) for name in self._dimensions)
-        first_change = next(self.timeline.changes(state, state.day, current, sums), None)
-        state.next_due = None if first_change is None else first_change.day
+        self._prune(state, state.as_of)
+        state.next_due = self.timeline.first_candidate(state, state.day)
         self.timers_for(state.partition).schedule(state.customer_id, state.next_due)
         self._dirty_customers[state.customer_id] = state
 
@@ -470,7 +463,7 @@ class Engine:
     def record_fields(self, state: CustomerState) -> dict[str, str]:
         """The Redis hash of SPEC section 7 for a customer, as of its last written evaluation."""
         assert state.as_of is not None
-        features = WindowSums(state, self.rules.value_days, self.rules.engagement_days).at(state.as_of)
+        features = current_features(state, state.as_of)  # buckets are pruned for `as_of`, none later
         fields: dict[str, str] = {}
         for name in FEATURE_NAMES:
             value = render_feature(name, features[name])

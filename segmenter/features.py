@@ -1,8 +1,11 @@
 """Features of a customer at an evaluation day (SPEC section 4), in exact units.
 
-Counts and days are ints; money is in minor units (cents): `avg_order_value` is an exact Fraction.
-`WindowSums` precomputes suffix sums once so that evaluating many days (time-driven scans) costs a bisect
-per feature instead of a pass over the buckets.
+Counts and days are ints; money is in minor units (cents): `avg_order_value` is an exact ratio of cents
+per order (`AvgOrderValue`, compared exactly, rounded half up only when rendered).
+
+Two ways to get them: `current_features` at the day the buckets were pruned for (the common case after an
+event: window totals are then plain sums of the retained buckets), and `WindowSums`, which precomputes
+suffix sums once so that evaluating many later days (time-driven scans) costs a bisect per feature.
 """
 
 from __future__ import annotations
@@ -27,7 +30,80 @@ FEATURE_NAMES = (
 )
 MONEY_FEATURES = frozenset({"lifetime_monetary", "monetary", "avg_order_value"})
 
-Features = dict[str, int | Fraction | None]
+
+
+class AvgOrderValue:
+    """Exact `cents / orders`, compared with int or Fraction thresholds by cross-multiplication (a Fraction
+    would normalise with a gcd on every evaluation)."""
+
+    __slots__ = ("cents", "orders")
+
+    def __init__(self, cents: int, orders: int) -> None:
+        self.cents = cents
+        self.orders = orders
+
+    def _cross(self, other: object) -> tuple[int, int]:
+        if isinstance(other, AvgOrderValue):
+            return self.cents * other.orders, other.cents * self.orders
+        if isinstance(other, int | Fraction):
+            return self.cents * other.denominator, other.numerator * self.orders
+        raise TypeError(f"cannot compare avg_order_value with {type(other).__name__}")
+
+    def __lt__(self, other: object) -> bool:
+        a, b = self._cross(other)
+        return a < b
+
+    def __le__(self, other: object) -> bool:
+        a, b = self._cross(other)
+        return a <= b
+
+    def __gt__(self, other: object) -> bool:
+        a, b = self._cross(other)
+        return a > b
+
+    def __ge__(self, other: object) -> bool:
+        a, b = self._cross(other)
+        return a >= b
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AvgOrderValue | int | Fraction):
+            return NotImplemented
+        a, b = self._cross(other)
+        return a == b
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(Fraction(self.cents, self.orders))
+
+    def __repr__(self) -> str:
+        return f"AvgOrderValue({self.cents}/{self.orders})"
+
+    def as_fraction(self) -> Fraction:
+        return Fraction(self.cents, self.orders)
+
+
+Features = dict[str, int | Fraction | AvgOrderValue | None]
+
+
+def current_features(state: CustomerState, day: int) -> Features:
+    """Features at `day` when the buckets were pruned for `day` and none is later (after `_apply` or at
+    `as_of`): the window totals are the sums of every retained bucket."""
+    frequency = sum(state.p_count)
+    purchase_cents = sum(state.p_cents)
+    first, last, interaction = state.first_purchase_day, state.last_purchase_day, state.last_interaction_day
+    return {
+        "lifetime_purchases": state.lifetime_purchases,
+        "lifetime_monetary": state.lifetime_cents,
+        "frequency": frequency,
+        "monetary": max(0, purchase_cents - sum(state.r_cents)),
+        "engagement": sum(state.i_count),
+        "recency_days": None if last is None else day - last,
+        "tenure_days": None if first is None else day - first,
+        "days_since_last_interaction": None if interaction is None else day - interaction,
+        "avg_order_value": AvgOrderValue(purchase_cents, frequency) if frequency else None,
+    }
 
 
 class WindowSums:
@@ -64,7 +140,7 @@ class WindowSums:
             "recency_days": None if last is None else day - last,
             "tenure_days": None if first is None else day - first,
             "days_since_last_interaction": None if interaction is None else day - interaction,
-            "avg_order_value": Fraction(purchase_cents, frequency) if frequency else None,
+            "avg_order_value": AvgOrderValue(purchase_cents, frequency) if frequency else None,
         }
 
 
@@ -72,12 +148,16 @@ def features_at(state: CustomerState, day: int, value_days: int, engagement_days
     return WindowSums(state, value_days, engagement_days).at(day)
 
 
-def render_feature(name: str, value: int | Fraction | None) -> str | int | None:
+def render_feature(name: str, value: int | Fraction | AvgOrderValue | None) -> str | int | None:
     """JSON rendering: money as 2-place decimal strings, everything else as is."""
     if value is None:
         return None
+    if isinstance(value, AvgOrderValue):  # purchase cents are never negative: round half up in integers
+        whole, remainder = divmod(value.cents, value.orders)
+        return format_cents(whole + 1 if remainder * 2 >= value.orders else whole)
     if name in MONEY_FEATURES:
         return format_cents(value)
+    assert isinstance(value, int)
     return value
 
 

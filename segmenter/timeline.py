@@ -2,22 +2,44 @@
 
 Between events a customer's features move in only two ways: day-count features (`recency_days`,
 `tenure_days`, `days_since_last_interaction`) grow by one a day, and window features drop when a bucket
-leaves its window. So each rule comparison can only change its truth value on a few known days: where a
-day-count feature crosses the comparison's number, and where a bucket expires. Evaluating on those
-candidate days (and only those) gives exactly the tiers of a day-by-day evaluation.
+leaves its window. The tiers depend only on the truth values of the rules' comparisons, so they can only
+change on a day where some comparison flips:
+
+- a day-count comparison flips where the feature crosses the comparison's number (known offsets from the
+  base day);
+- a window comparison can only flip on a day a bucket leaves the window; walking the buckets in expiry
+  order with running totals finds the first expiry that flips one (most expiries flip nothing).
+
+`first_candidate` is the earliest such day: the customer's timer. `changes` walks them up to a day and
+evaluates the rules on each, which gives exactly the tiers of a day-by-day evaluation (a hypothesis test
+checks this against a brute force).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import operator
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any
 
 from segmenter.customer import CustomerState
-from segmenter.features import Features, WindowSums
+from segmenter.features import AvgOrderValue, Features, WindowSums
 from segmenter.rules import RuleSet
 
 _DAY_FEATURES = ("recency_days", "tenure_days", "days_since_last_interaction")
+_VALUE_WINDOW_FEATURES = frozenset({"frequency", "monetary", "avg_order_value"})
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_Check = tuple[str, Callable[[Any, Any], bool], Any]  # (feature, operator, threshold in value units)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +57,42 @@ class Timeline:
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
         offsets: dict[str, set[int]] = {name: set() for name in _DAY_FEATURES}
+        value_checks: dict[tuple[str, str, Any], _Check] = {}
+        engagement_checks: dict[tuple[str, str, Any], _Check] = {}
         for comparison in rules.comparisons:
-            if comparison.feature in offsets:
+            feature = comparison.feature
+            if feature in offsets:
                 number = comparison.number
                 # The truth of `x OP number` over integer x can only flip at these x.
-                offsets[comparison.feature].update({math.ceil(number), math.floor(number) + 1})
+                offsets[feature].update({math.ceil(number), math.floor(number) + 1})
+                continue
+            check = (feature, _OPERATORS[comparison.op], comparison.threshold)
+            if feature in _VALUE_WINDOW_FEATURES:
+                value_checks[(feature, comparison.op, comparison.threshold)] = check
+            elif feature == "engagement":
+                engagement_checks[(feature, comparison.op, comparison.threshold)] = check
         self._offsets = {name: sorted(values) for name, values in offsets.items() if values}
+        self._value_checks = tuple(value_checks.values())
+        self._engagement_checks = tuple(engagement_checks.values())
+        # A bucket leaving a window matters only to rules that read a feature of that window.
+        self._value_window = bool(self._value_checks)
+        self._engagement_window = bool(self._engagement_checks)
+        ordering = {operator.lt, operator.le, operator.gt, operator.ge}
+        self._value_monotone = all(
+            feature != "avg_order_value" and compare in ordering for feature, compare, _ in self._value_checks
+        )
+        self._engagement_monotone = all(compare in ordering for _, compare, _ in self._engagement_checks)
 
-    def candidate_days(self, state: CustomerState, after: int) -> list[int]:
-        """Sorted days > `after` on which some comparison of the rules can change its truth value."""
-        value_days, engagement_days = self.rules.value_days, self.rules.engagement_days
-        days = {d + value_days for d in state.p_days}
-        days.update(d + engagement_days for d in state.i_days)
+    def first_candidate(self, state: CustomerState, after: int) -> int | None:
+        """The first day > `after` on which some comparison of the rules flips (None: never, without
+        events). Valid when no bucket is later than `after` (the customer's buckets end at its `D_c`)."""
+        best: int | None = None
+        if self._value_window:
+            best = self._value_flip(state, after)
+        if self._engagement_window:
+            day = self._engagement_flip(state, after)
+            if day is not None and (best is None or day < best):
+                best = day
         bases = {
             "recency_days": state.last_purchase_day,
             "tenure_days": state.first_purchase_day,
@@ -54,9 +100,62 @@ class Timeline:
         }
         for feature, offsets in self._offsets.items():
             base = bases[feature]
-            if base is not None:
-                days.update(base + offset for offset in offsets)
-        return sorted(day for day in days if day > after)
+            if base is None:
+                continue
+            index = bisect_right(offsets, after - base)
+            if index < len(offsets):
+                day = base + offsets[index]
+                if best is None or day < best:
+                    best = day
+        return best
+
+    def _value_flip(self, state: CustomerState, after: int) -> int | None:
+        """First expiry of a purchase bucket after `after` that flips a value-window comparison."""
+        window = self.rules.value_days
+        days = state.p_days
+        first = bisect_right(days, after - window)
+        if first >= len(days):
+            return None
+        p_count, p_cents, r_cents = state.p_count, state.p_cents, state.r_cents
+        refunds = sum(r_cents[first:])
+        if self._value_monotone and not refunds:
+            # Without refunds in the window, frequency and monetary only fall as buckets leave: each
+            # ordering comparison flips at most once, found by bisection over the remaining totals.
+            counts = _remaining(p_count, first)
+            cents = _remaining(p_cents, first)
+            index = _first_flip(self._value_checks, {"frequency": counts, "monetary": cents})
+            return None if index is None else days[first + index] + window
+        count = sum(p_count[first:])
+        cents_total = sum(p_cents[first:])
+        checks = self._value_checks
+        current = _value_truths(checks, count, cents_total, refunds)
+        for index in range(first, len(days)):
+            count -= p_count[index]
+            cents_total -= p_cents[index]
+            refunds -= r_cents[index]
+            if _value_truths(checks, count, cents_total, refunds) != current:
+                return days[index] + window
+        return None
+
+    def _engagement_flip(self, state: CustomerState, after: int) -> int | None:
+        """First expiry of an interaction bucket after `after` that flips an engagement comparison."""
+        window = self.rules.engagement_days
+        days = state.i_days
+        first = bisect_right(days, after - window)
+        if first >= len(days):
+            return None
+        counts = state.i_count
+        checks = self._engagement_checks
+        if self._engagement_monotone:
+            index = _first_flip(checks, {"engagement": _remaining(counts, first)})
+            return None if index is None else days[first + index] + window
+        total = sum(counts[first:])
+        current = tuple(compare(total, threshold) for _, compare, threshold in checks)
+        for index in range(first, len(days)):
+            total -= counts[index]
+            if tuple(compare(total, threshold) for _, compare, threshold in checks) != current:
+                return days[index] + window
+        return None
 
     def changes(
         self,
@@ -64,15 +163,56 @@ class Timeline:
         after: int,
         tiers: tuple[str | None, ...],
         sums: WindowSums | None = None,
+        until: int | None = None,
     ) -> Iterator[Change]:
-        """Yield, in day order, each day > `after` whose tiers differ from the previous day's."""
+        """Yield, in day order, each day in (`after`, `until`] whose tiers differ from the previous day's."""
         if sums is None:
             sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
         classify = self.rules.classify
         current = tiers
-        for day in self.candidate_days(state, after):
+        day: int | None = after
+        while True:
+            day = self.first_candidate(state, day)
+            if day is None or (until is not None and day > until):
+                return
             features = sums.at(day)
             new = classify(features)
             if new != current:
                 current = new
                 yield Change(day, new, features)
+
+
+def _remaining(column: list[int], first: int) -> list[int]:
+    """r[k] = sum(column[first + k:]) for k = 0..n-first (r[0]: now; r[k]: after k buckets expired)."""
+    tail = column[first:]
+    sums = list(accumulate(reversed(tail), initial=0))
+    sums.reverse()
+    return sums
+
+
+def _first_flip(checks: tuple[_Check, ...], remaining: dict[str, list[int]]) -> int | None:
+    """The least k >= 1 where some check's truth on remaining[feature][k] differs from k = 0, for checks
+    whose truth flips at most once along the non-increasing sequence (ordering comparisons)."""
+    best: int | None = None
+    for feature, compare, threshold in checks:
+        values = remaining[feature]
+        now = compare(values[0], threshold)
+        if compare(values[-1], threshold) == now:
+            continue  # monotone: the same at both ends, the same all along
+        k = bisect_left(range(1, len(values)), True, key=lambda i: compare(values[i], threshold) != now) + 1
+        if best is None or k < best:
+            best = k
+    return None if best is None else best - 1
+
+
+def _value_truths(checks: tuple[_Check, ...], count: int, cents: int, refunds: int) -> tuple[bool, ...]:
+    values: dict[str, object] = {
+        "frequency": count,
+        "monetary": max(0, cents - refunds),
+        "avg_order_value": AvgOrderValue(cents, count) if count else None,
+    }
+    truths = []
+    for feature, compare, threshold in checks:
+        value = values[feature]
+        truths.append(value is not None and compare(value, threshold))
+    return tuple(truths)

@@ -1,6 +1,6 @@
-"""Reading a table's changelog topic directly: the tables' content without running a worker.
+"""Reading the customers changelog directly: the state of every customer without running a worker.
 
-Used by `redis rebuild` and `redis check`: the changelog is the source of truth for table state.
+Used by `redis rebuild` and `redis check`: the changelog (read_committed) is the source of truth.
 """
 
 from __future__ import annotations
@@ -15,17 +15,23 @@ from streams.kafka_security import kafka_python_security
 
 
 def changelog_topic(app_id: str, table: str = "customers") -> str:
-    """Faust names a table's changelog `{app_id}-{table}-changelog`."""
+    """The worker names a store's changelog `{app_id}-{table}-changelog` (`state.restore.ChangelogTopics`)."""
     return f"{app_id}-{table}-changelog"
 
 
 def read_customers(
-    broker: str, app_id: str, on_progress: Callable[[int, int], None] | None = None
+    broker: str,
+    app_id: str,
+    on_progress: Callable[[int, int], None] | None = None,
+    ends: dict[int, int] | None = None,
 ) -> dict[str, CustomerState]:
-    """Latest state of every customer in the changelog (tombstones remove customers)."""
+    """Latest state of every customer in the changelog (tombstones remove customers).
+
+    `ends`, if given, receives each partition's end offset as read (what the states reflect).
+    """
     decoder = msgspec.msgpack.Decoder(CustomerState)
     customers: dict[str, CustomerState] = {}
-    for key, value in _read_compacted(broker, changelog_topic(app_id), on_progress):
+    for key, value in _read_compacted(broker, changelog_topic(app_id), on_progress, ends):
         customer_id = key.decode()
         if value is None:
             customers.pop(customer_id, None)
@@ -35,7 +41,10 @@ def read_customers(
 
 
 def _read_compacted(
-    broker: str, topic: str, on_progress: Callable[[int, int], None] | None
+    broker: str,
+    topic: str,
+    on_progress: Callable[[int, int], None] | None,
+    ends: dict[int, int] | None = None,
 ) -> Iterator[tuple[bytes, bytes | None]]:
     consumer = KafkaConsumer(
         bootstrap_servers=broker.split(","),
@@ -55,6 +64,8 @@ def _read_compacted(
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
+        if ends is not None:
+            ends.update({tp.partition: end[tp] for tp in tps})
         total = sum(end[tp] - consumer.position(tp) for tp in tps)
         done = 0
         remaining = {tp for tp in tps if consumer.position(tp) < end[tp]}

@@ -62,23 +62,33 @@ redis.call('HSET', key, unpack(flat))
 return 1
 """
 
-# KEYS[1] the projected-offsets hash, KEYS[2..] record keys. ARGV: prefix, n_dimensions, dimension names...,
-# n_offsets, (partition, offset) pairs..., then per record: customer_id, version, fields as one JSON object.
+# KEYS[1] the projected-offsets hash, KEYS[2] the rebuild flag, KEYS[3..] record keys. ARGV: prefix,
+# n_dimensions, dimension names..., n_offsets, (field, offset) pairs..., n_expected, fields that must exist in
+# the projected hash, then per record: customer_id, version, fields as one JSON object.
+# Returns the number of records written, -1 while `redis rebuild` runs (nothing written), -2 when a mark
+# the worker wrote before is gone (Redis lost data: nothing written, the worker re-projects everything).
 BATCH_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local prefix = ARGV[1]
 local ndims = tonumber(ARGV[2])
 local dims = {}
 for i = 1, ndims do dims[i] = ARGV[2 + i] end
 local at = 3 + ndims
 local noffsets = tonumber(ARGV[at])
+local marks = at
+at = at + 2 * noffsets + 1
+local nexpected = tonumber(ARGV[at])
+for i = 1, nexpected do
+  if redis.call('HEXISTS', KEYS[1], ARGV[at + i]) == 0 then return -2 end
+end
+at = at + nexpected + 1
 for i = 1, noffsets do
-  local field, offset = ARGV[at + 2 * i - 1], tonumber(ARGV[at + 2 * i])
+  local field, offset = ARGV[marks + 2 * i - 1], tonumber(ARGV[marks + 2 * i])
   local current = redis.call('HGET', KEYS[1], field)
   if (not current) or tonumber(current) < offset then redis.call('HSET', KEYS[1], field, offset) end
 end
-at = at + 2 * noffsets + 1
 local written = 0
-for k = 2, #KEYS do
+for k = 3, #KEYS do
   local key = KEYS[k]
   local customer, version = ARGV[at], tonumber(ARGV[at + 1])
   local current = redis.call('HGET', key, 'version')
@@ -115,13 +125,26 @@ end
 return written
 """
 
-RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+RETRYABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 SCRIPT_CHUNK = 2000  # records per script call: bounds how long one call holds Redis
 
 
 def projected_key(prefix: str) -> str:
     """Hash: `{app_id}:{partition}` -> customers changelog offset up to which Redis shows the states."""
     return f"{prefix}:projected"
+
+
+def rebuild_flag_key(prefix: str) -> str:
+    """Set while `segmenter redis rebuild` runs: workers hold their Redis writes (it has their commits)."""
+    return f"{prefix}:rebuilding"
+
+
+class RedisRebuilding(Exception):
+    """`redis rebuild` is running: the write waits (retried) until it is done."""
+
+
+class RedisLostData(Exception):
+    """A projected mark this worker wrote is gone: Redis lost data (flushed, restarted empty)."""
 
 
 class BatchProjection:
@@ -138,7 +161,6 @@ class BatchProjection:
         self.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self._script = self.client.register_script(BATCH_SCRIPT)
         self._on_error = on_error
-        self.waiting_since: float | None = None  # set while a write is retried (an outage, not a stall)
 
     def ping(self) -> bool:
         try:
@@ -161,8 +183,14 @@ class BatchProjection:
         records: Mapping[str, Mapping[str, str]],
         dimensions: Sequence[str],
         offsets: Mapping[int, int],
+        expected: Iterable[int] = (),
     ) -> int:
-        """Write the records (version-guarded) and raise the partitions' projected offsets; count writes."""
+        """Write the records (version-guarded) and raise the partitions' projected offsets; count writes.
+
+        `expected`: partitions whose mark this worker wrote before; `RedisLostData` if one is gone. Waits
+        (retrying) while `redis rebuild` runs.
+        """
+        must_exist = [f"{self.app_id}:{p}" for p in expected]
         if not records and not offsets:
             return 0
         items = list(records.items())
@@ -170,36 +198,36 @@ class BatchProjection:
         marks: list[Any] = [str(len(offsets))]
         for partition, offset in offsets.items():
             marks += [f"{self.app_id}:{partition}", offset]
+        checks = [str(len(must_exist)), *must_exist]
+        fixed_keys = [projected_key(self.prefix), rebuild_flag_key(self.prefix)]
 
         def send() -> int:
             pipe = self.client.pipeline(transaction=False)
             chunks = [items[i : i + SCRIPT_CHUNK] for i in range(0, len(items), SCRIPT_CHUNK)] or [[]]
             for index, chunk in enumerate(chunks):
-                keys = [projected_key(self.prefix)] + [record_key(self.prefix, cid) for cid, _ in chunk]
-                args: list[Any] = [*head, *(marks if index == len(chunks) - 1 else ["0"])]
+                keys = fixed_keys + [record_key(self.prefix, cid) for cid, _ in chunk]
+                args: list[Any] = [*head, *(marks if index == len(chunks) - 1 else ["0"]), *checks]
                 for customer_id, fields in chunk:
                     args += [customer_id, fields["version"], orjson.dumps(fields)]
                 self._script(keys=keys, args=args, client=pipe)
-            return sum(int(n) for n in pipe.execute())
+            results = [int(n) for n in pipe.execute()]
+            if -2 in results:
+                raise RedisLostData("a projected mark is gone")
+            if -1 in results:
+                raise RedisRebuilding("redis rebuild in progress")
+            return sum(results)
 
         return self._retried(send)
 
     def _retried(self, call: Callable[[], Any]) -> Any:
-        import time
-
-        try:
-            for attempt in Retrying(
-                retry=retry_if_exception_type(RETRYABLE),
-                wait=wait_exponential(multiplier=0.1, max=5),
-                before_sleep=self._before_retry,
-                reraise=True,
-            ):
-                with attempt:
-                    if attempt.retry_state.attempt_number > 1 and self.waiting_since is None:
-                        self.waiting_since = time.monotonic()
-                    return call()
-        finally:
-            self.waiting_since = None
+        for attempt in Retrying(
+            retry=retry_if_exception_type((*RETRYABLE, RedisRebuilding)),
+            wait=wait_exponential(multiplier=0.1, max=5),
+            before_sleep=self._before_retry,
+            reraise=True,
+        ):
+            with attempt:
+                return call()
         raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
 
     def _before_retry(self, retry_state: Any) -> None:
@@ -259,10 +287,12 @@ class RedisProjection:
         )
 
     async def delete_all(self) -> int:
-        """Remove every key under the prefix (before a rebuild)."""
+        """Remove every key under the prefix (before a rebuild), except the rebuild flag."""
         deleted = 0
+        flag = rebuild_flag_key(self.prefix).encode()
         async for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
-            deleted += await self.client.delete(key)
+            if key != flag:
+                deleted += await self.client.delete(key)
         return deleted
 
     async def close(self) -> None:

@@ -84,10 +84,7 @@ def restore(
     try:
         assignment = []
         for partition, store in stores.items():
-            ends = {
-                topic: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)[1]
-                for topic in topics.all()
-            }
+            ends = {topic: _end_offset(consumer, TopicPartition(topic, partition)) for topic in topics.all()}
             checkpoint = store.checkpoint()
             starts = {topic: checkpoint.get(topic, 0) for topic in topics.all()}
             if any(starts[topic] > ends[topic] for topic in topics.all()):
@@ -137,6 +134,26 @@ def restore(
     finally:
         consumer.close()
     return results
+
+
+def _end_offset(consumer: Any, tp: Any) -> int:
+    """The last stable offset, retried while the partition has no leader yet (a topic just created)."""
+    from confluent_kafka import KafkaException
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+    def retriable(exc: BaseException) -> bool:
+        return isinstance(exc, KafkaException) and exc.args[0].retriable() or "leader" in str(exc).lower()
+
+    for attempt in Retrying(
+        retry=retry_if_exception(retriable),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        stop=stop_after_delay(60),
+        reraise=True,
+    ):
+        with attempt:
+            high: int = consumer.get_watermark_offsets(tp, timeout=10)[1]
+            return high
+    raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
 
 
 def _apply(

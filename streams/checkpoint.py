@@ -25,7 +25,7 @@ from typing import Any
 
 from segmenter.engine import BatchResult, DeadLetter
 from state.codec import encode_clock, encode_customer
-from state.redis_projection import BatchProjection
+from state.redis_projection import BatchProjection, RedisLostData
 from state.restore import DUE_HEADER, ChangelogTopics
 from state.stores import PartitionStore, StoreWrite
 from streams.topic_names import TopicNames
@@ -71,7 +71,9 @@ class Checkpoint:
         stores: Callable[[int], PartitionStore],
         dimensions: tuple[str, ...],
         exactly_once: bool,
+        reproject_all: Callable[[], None],
     ) -> None:
+        """`reproject_all`: rewrite every owned customer to Redis (it lost its data)."""
         self.consumer = consumer
         self.producer = producer
         self.topics = topics
@@ -80,6 +82,7 @@ class Checkpoint:
         self.stores = stores
         self.dimensions = dimensions
         self.exactly_once = exactly_once
+        self.reproject_all = reproject_all
 
     def commit(self, result: BatchResult, offsets: Mapping[tuple[str, int], int]) -> None:
         """Make the batch durable: Kafka (atomically), then Redis, then the local stores."""
@@ -109,7 +112,12 @@ class Checkpoint:
             for (topic, partition), offset in delivery.last.items()
             if topic == self.changelogs.customers
         }
-        self.projection.write(result.records, self.dimensions, projected)
+        try:
+            self.projection.write(result.records, self.dimensions, projected, expected=projected)
+        except RedisLostData:
+            log.warning("Redis lost the projection (its marks are gone): re-projecting every owned customer")
+            self.reproject_all()
+            self.projection.write(result.records, self.dimensions, projected)
         self._write_stores(result, encoded, delivery)
 
     # ------------------------------------------------------------------ steps

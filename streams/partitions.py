@@ -173,6 +173,12 @@ class OwnedPartitions:
                 records, self.engine.rules.dimension_names, {partition: end} if last else {}
             )
 
+    def reproject_all(self) -> None:
+        """Redis lost its data while this worker ran: write every owned customer again (version-guarded)."""
+        for partition, store in self.stores.items():
+            ids = {customer_id for customer_id, _ in store.items()}
+            self._reproject(partition, ids, store.checkpoint().get(self.changelogs.customers, 0))
+
     def tier_counts(self) -> dict[tuple[str, str], int]:
         """Customers per (dimension, tier) over the owned partitions, from their clocks."""
         totals: dict[tuple[str, str], int] = {}

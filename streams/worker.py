@@ -108,6 +108,7 @@ class Worker:
             self.owned.store,
             rules.dimension_names,
             self.exactly_once,
+            self.owned.reproject_all,
         )
         self.health = Health(settings.stall_seconds)
         self._stopping = False
@@ -237,6 +238,7 @@ class Worker:
         if bad_control:
             result.dead_letters.extend(bad_control)
             result.outcomes[(self.topics.control, "dead_letter")] += len(bad_control)
+        self.health.waiting_since = time.monotonic()  # a commit waits out Kafka and Redis outages
         try:
             self.checkpoint.commit(result, offsets)
         except BatchAborted as exc:
@@ -244,6 +246,8 @@ class Worker:
             log.warning("batch aborted (%s); its %d record(s) are handled again", exc, len(messages))
             self._rewind(firsts)
             return
+        finally:
+            self.health.waiting_since = None
         metrics.count_batch(result)
         self._export_watermarks({partition for _, partition in offsets})
         if result.transitions:

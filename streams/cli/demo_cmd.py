@@ -148,6 +148,7 @@ def _follow_transitions(broker: str, recent: deque[str], stop: threading.Event) 
         DEMO_TOPICS.tier_changes,
         bootstrap_servers=broker.split(","),
         auto_offset_reset="latest",
+        isolation_level="read_committed",  # the worker writes tier changes in transactions: committed only
         consumer_timeout_ms=500,
         **kafka_python_security(),
     )

@@ -28,6 +28,9 @@ rules_option = click.option(
 )
 
 
+REBUILD_FLAG_SECONDS = 900
+
+
 @click.group("redis")
 def redis_group() -> None:
     """Maintain the Redis projection."""
@@ -43,13 +46,31 @@ def redis_group() -> None:
 def rebuild(
     broker: str, redis_url: str, app_id: str, redis_prefix: str, rules_path: str | None, yes: bool
 ) -> None:
-    """Delete every key under the prefix and rewrite records, counts and sets from the tables."""
-    engine, customers = _load(broker, app_id, rules_path)
-    if not yes and not click.confirm(
-        f"Delete all '{redis_prefix}:*' keys and rebuild {len(customers)} customers?"
-    ):
+    """Delete every key under the prefix and rewrite records, counts and sets from the tables.
+
+    Safe while workers run: a flag key makes them hold their Redis writes until the rebuild is done (their
+    committed batches are in the changelog it reads), so no write interleaves with the delete and rewrite.
+    """
+    import redis
+
+    from state.redis_projection import rebuild_flag_key
+
+    if not yes and not click.confirm(f"Delete all '{redis_prefix}:*' keys and rebuild them from the tables?"):
         raise click.Abort()
-    written = asyncio.run(_rebuild(engine, customers, redis_url, redis_prefix))
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    flag = rebuild_flag_key(redis_prefix)
+    try:
+        # Expires by itself if this command dies: workers then resume (and `redis check` tells).
+        client.set(flag, "1", ex=REBUILD_FLAG_SECONDS)
+    except (redis.exceptions.RedisError, ValueError) as exc:
+        raise click.ClickException(f"cannot reach Redis at {redis_url.split('@')[-1]}: {exc}") from None
+    try:
+        ends: dict[int, int] = {}
+        engine, customers = _load(broker, app_id, rules_path, ends)
+        written = asyncio.run(_rebuild(engine, customers, redis_url, redis_prefix, app_id, ends))
+    finally:
+        client.delete(flag)
+        client.close()
     click.echo(f"rebuilt {written} customer records under '{redis_prefix}:' from {app_id}'s tables")
 
 
@@ -75,7 +96,7 @@ def check(
     click.echo(f"Redis agrees with the tables: {len(customers)} customers, counts and sets")
 
 
-def _load(broker: str, app_id: str, rules_path: str | None):  # type: ignore[no-untyped-def]
+def _load(broker: str, app_id: str, rules_path: str | None, ends=None):  # type: ignore[no-untyped-def]
     from segmenter.engine import Engine
     from segmenter.rules import RulesError, default_rules, load_rules
     from state.changelog import read_customers
@@ -92,7 +113,7 @@ def _load(broker: str, app_id: str, rules_path: str | None):  # type: ignore[no-
         bar.refresh()
 
     try:
-        customers = read_customers(broker, app_id, progress)
+        customers = read_customers(broker, app_id, progress, ends)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # kafka errors: one line, no traceback
@@ -103,8 +124,8 @@ def _load(broker: str, app_id: str, rules_path: str | None):  # type: ignore[no-
     return Engine(rules, {}, {}), customers
 
 
-async def _rebuild(engine, customers, redis_url: str, prefix: str) -> int:  # type: ignore[no-untyped-def]
-    from state.redis_projection import RedisProjection
+async def _rebuild(engine, customers, redis_url, prefix, app_id, ends) -> int:  # type: ignore[no-untyped-def]
+    from state.redis_projection import RedisProjection, projected_key
 
     projection = RedisProjection(redis_url, prefix)
     try:
@@ -117,6 +138,10 @@ async def _rebuild(engine, customers, redis_url: str, prefix: str) -> int:  # ty
                 records = [(cid, engine.record_fields(state)) for cid, state in chunk]
                 written += await projection.write(records, engine.rules.dimension_names)
                 bar.update(len(chunk))
+        if ends:  # what Redis now reflects: workers' restores re-project only past these offsets
+            await projection.client.hset(
+                projected_key(prefix), mapping={f"{app_id}:{p}": offset for p, offset in ends.items()}
+            )
         return written
     finally:
         await projection.close()

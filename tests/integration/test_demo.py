@@ -38,3 +38,8 @@ def test_demo_shows_tiers_and_transitions(stack, tmp_path) -> None:
     assert "lifecycle" in last_screen and "(waiting for events)" not in last_screen
     assert "->" in last_screen, "recent transitions are shown"
     assert "demo stopped" in result.stdout
+    # The demo's worker is the default one (exactly_once: each batch a transaction; the live view reads
+    # committed tier changes only), and it stopped cleanly on the demo's SIGINT.
+    worker_log = (tmp_path / "var" / "demo-worker.log").read_text(errors="replace")
+    assert "segmenter worker started" in worker_log and "exactly_once" in worker_log, worker_log[-2000:]
+    assert "CRITICAL" not in worker_log and "Traceback" not in worker_log, worker_log[-2000:]

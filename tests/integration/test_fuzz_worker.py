@@ -639,7 +639,8 @@ def test_hostile_messages_are_dead_lettered_and_good_ones_applied(stack, names, 
         if records[c].get("lifetime_purchases") != str(purchases[c])
     }
     assert not mismatched, (list(mismatched.items())[:10], context)
-    assert time.monotonic() - started < 120, f"the fuzz run took {time.monotonic() - started:.0f}s"
+    # A hang guard, not a performance figure (the machine may be shared; bench/ measures speed).
+    assert time.monotonic() - started < 600, f"the fuzz run took {time.monotonic() - started:.0f}s"
 
 
 # ------------------------------------------------------------------------------------------- found defects

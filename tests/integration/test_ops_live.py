@@ -2,8 +2,9 @@
 and runs the dashboard's queries), the example marketing consumer turns its tier changes into actions,
 the support script reads its Redis record, and its output topics match docs/schemas.
 
-One worker (`segmenter worker --clock event`) runs for the whole module with its own topics, app id, web
-port and Redis prefix, on the local stack (tests/conftest.py `stack`). It gets:
+One worker (`segmenter worker --clock event`, default exactly_once, with an instance id) runs for the whole
+module with its own topics, app id, web port and Redis prefix, on the local stack (tests/conftest.py
+`stack`); the last test restarts it. It gets:
 
   alice: 6 purchases of 200.00 on 2026-01-01..06  -> lifecycle new, value medium -> high -> vip
   bob:   purchases of 20.00 on 2025-06-01 and 2026-01-06 -> lifecycle new -> active (2025-07-01, time)
@@ -101,6 +102,44 @@ class Live:
     web_port: int
     worker_log: Path
     tier_changes: list = field(default_factory=list)  # kafka ConsumerRecords, in offset order per partition
+    worker: subprocess.Popen | None = None
+
+    @property
+    def instance_id(self) -> str:
+        return self.env["SEGMENTER_INSTANCE_ID"]
+
+    @property
+    def app_id(self) -> str:
+        return self.env["SEGMENTER_APP_ID"]
+
+    def start_worker(self) -> None:
+        with self.worker_log.open("ab") as log:
+            command = [sys.executable, "-m", "streams.cli", "worker", "--clock", "event"]
+            self.worker = subprocess.Popen(command, env=self.env, cwd=REPO, stdout=log,
+                                           stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        def ready() -> bool:
+            assert self.worker is not None
+            if self.worker.poll() is not None:
+                output = self.worker_log.read_text(errors="replace")
+                pytest.fail(f"worker exited with {self.worker.returncode}:\n{output}", pytrace=False)
+            return http_get(f"http://127.0.0.1:{self.web_port}/readyz", timeout=2)[0] == 200
+
+        wait_for("the worker's /readyz to answer 200", ready, timeout=timeout, log=self.worker_log)
+
+    def stop_worker(self) -> None:
+        if self.worker is None or self.worker.poll() is not None:
+            return
+        self.worker.terminate()
+        try:
+            self.worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.worker.kill()
+            self.worker.wait(timeout=10)
+
+    def metrics(self) -> str:
+        return http_get(f"http://127.0.0.1:{self.web_port}/metrics")[1].decode()
 
     @property
     def redis_prefix(self) -> str:
@@ -143,6 +182,7 @@ def live(stack, tmp_path_factory) -> Iterator[Live]:
         "SEGMENTER_REDIS_PREFIX": f"{prefix}-seg",
         "SEGMENTER_DATA_DIR": str(tmp / "data"),
         "SEGMENTER_CLOCK": "event",
+        "SEGMENTER_INSTANCE_ID": f"{prefix}-worker-0",  # as a StatefulSet pod name would be
     }
     web_port = free_port()
     env["SEGMENTER_WEB_PORT"] = str(web_port)
@@ -153,17 +193,9 @@ def live(stack, tmp_path_factory) -> Iterator[Live]:
                              env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert created.returncode == 0, f"topics create failed:\n{created.stdout}\n{created.stderr}"
 
-    with worker_log.open("ab") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--clock", "event"],
-                                  env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    live.start_worker()
     try:
-        def ready() -> bool:
-            if worker.poll() is not None:
-                output = worker_log.read_text(errors="replace")
-                pytest.fail(f"worker exited with {worker.returncode}:\n{output}", pytrace=False)
-            return http_get(f"http://127.0.0.1:{web_port}/readyz", timeout=2)[0] == 200
-
-        wait_for("the worker's /readyz to answer 200", ready, timeout=180, log=worker_log)
+        live.wait_ready()
 
         producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
         try:
@@ -187,13 +219,7 @@ def live(stack, tmp_path_factory) -> Iterator[Live]:
                                         idle_s=5)
         yield live
     finally:
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=10)
+        live.stop_worker()
         with contextlib.suppress(Exception):
             client = redis.Redis.from_url(stack.redis_url)
             keys = list(client.scan_iter(match=f"{env['SEGMENTER_REDIS_PREFIX']}:*", count=1000))
@@ -428,3 +454,116 @@ def test_dead_letter_headers(live):
     jsonschema.Draft7Validator(asyncapi["components"]["schemas"]["DeadLetterHeaders"]).validate(headers)
     assert headers["x-dlq-reason"] == "malformed_json"
     assert headers["x-dlq-source-topic"] == live.topic("purchases")
+
+
+# --- the confluent-kafka runtime: transactions, static membership, restore ---------------------------------
+
+REMOVED_METRICS = ("segmenter_tier_changes_resent", "segmenter_missed_records_recovered")
+
+
+def metric_value(text: str, name: str) -> float | None:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+def committed_records(broker: str, topic: str, isolation: str) -> tuple[list, int]:
+    """Every record of `topic` seen with `isolation`, and the sum of its partitions' end offsets."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.split(","), enable_auto_commit=False,
+                             isolation_level=isolation, consumer_timeout_ms=3000)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        records: list = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records, sum(end.values())
+    finally:
+        consumer.close()
+
+
+def test_tier_changes_are_written_in_transactions(live):
+    """exactly_once by default: every batch is a transaction, whose commit markers take offsets; a clean run
+    aborts nothing, so a read_uncommitted reader sees exactly what read_committed readers see."""
+    committed, end = committed_records(live.broker, live.topic("tier_changes"), "read_committed")
+    uncommitted, _ = committed_records(live.broker, live.topic("tier_changes"), "read_uncommitted")
+    assert len(committed) == len(live.tier_changes) > 0
+    assert end > len(committed), "no transaction markers: the tier changes were not written transactionally"
+    assert [(r.partition, r.offset) for r in uncommitted] == [(r.partition, r.offset) for r in committed]
+    assert metric_value(live.metrics(), "segmenter_transactions_aborted_total") == 0
+
+
+def test_new_metrics_exported_and_removed_ones_gone(live):
+    text = live.metrics()
+    assert metric_value(text, "segmenter_restore_seconds_count") >= 1  # the start-up assignment
+    assert metric_value(text, "segmenter_restored_records_total") is not None
+    for name in REMOVED_METRICS:
+        assert name not in text
+
+
+def describe_group(broker: str, group: str):  # type: ignore[no-untyped-def]
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": broker})
+    return admin.describe_consumer_groups([group])[group].result(timeout=30)
+
+
+def test_worker_is_a_static_member_of_its_group(live):
+    description = describe_group(live.broker, live.app_id)
+    assert [member.group_instance_id for member in description.members] == [live.instance_id]
+    (member,) = description.members
+    assigned = {(tp.topic, tp.partition) for tp in member.assignment.topic_partitions}
+    assert assigned == {(live.topic(t), p) for t in ("purchases", "interactions", "control") for p in (0, 1)}
+
+
+def redis_snapshot(client: redis.Redis, prefix: str) -> dict[str, object]:
+    """Every key under `prefix` with its content (hashes and sets), the projected offsets left out."""
+    snapshot: dict[str, object] = {}
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        if key == f"{prefix}:projected":
+            continue
+        kind = client.type(key)
+        snapshot[key] = client.hgetall(key) if kind == "hash" else client.smembers(key)
+    return snapshot
+
+
+def test_restart_with_redis_lost_meanwhile_restores_and_reprojects(live):
+    """Stop the worker, lose its Redis data (projected offsets included), start it again with the same
+    instance id: it restores both partitions from the changelogs, re-projects every customer, and publishes
+    no tier change twice."""
+    before, _ = committed_records(live.broker, live.topic("tier_changes"), "read_committed")
+    client = redis.Redis.from_url(live.redis_url, decode_responses=True)
+    expected = redis_snapshot(client, live.redis_prefix)
+    assert client.hlen(f"{live.redis_prefix}:projected") == 2, "one projected offset per partition"
+    assert {f"{live.redis_prefix}:customer:{ALICE}", f"{live.redis_prefix}:customer:{BOB}"} <= expected.keys()
+
+    live.stop_worker()
+    assert live.worker is not None and live.worker.returncode == 0, live.worker_log.read_text()[-3000:]
+    # Static membership: a stopped worker does not leave the group; its partitions wait for its return
+    # (or the 10 s session timeout).
+    members = describe_group(live.broker, live.app_id).members
+    assert [member.group_instance_id for member in members] == [live.instance_id]
+    lost = list(client.scan_iter(match=f"{live.redis_prefix}:*"))
+    client.delete(*lost)  # Redis lost its data while no worker ran, the projected offsets too
+
+    live.start_worker()
+    live.wait_ready()
+
+    wait_for("Redis re-projected from the changelogs",
+             lambda: redis_snapshot(client, live.redis_prefix) == expected, timeout=60, log=live.worker_log)
+    assert client.hlen(f"{live.redis_prefix}:projected") == 2
+    text = live.metrics()
+    assert metric_value(text, "segmenter_restore_seconds_count") >= 1
+    assert metric_value(text, "segmenter_restored_records_total") > 0
+    assert re.search(r"assigned partitions \[0, 1\]: \d+ changelog records restored, [1-9]\d* customers "
+                     r"re-projected", live.worker_log.read_text())
+    time.sleep(3)  # a worker that re-published would have done so at once
+    after, _ = committed_records(live.broker, live.topic("tier_changes"), "read_committed")
+    assert [(r.partition, r.offset, r.value) for r in after if r.value is not None] == [
+        (r.partition, r.offset, r.value) for r in before
+    ]

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import orjson
 import redis
 
 from tests.integration.pipeline_helpers import (
@@ -58,4 +59,34 @@ def test_rebuild_after_redis_data_loss_and_check(stack, unique_name, tmp_path) -
         assert redis_state(stack.redis_url, names.redis_prefix) == before
         assert _cli(stack, names, "redis", "check").returncode == 0
     finally:
+        delete_prefix(stack.redis_url, names.redis_prefix)
+
+
+def test_redis_data_lost_while_the_worker_runs_is_projected_again(stack, unique_name, tmp_path) -> None:
+    """The next batch finds its partition's projected mark gone and re-projects every owned customer."""
+    names = Names(unique_name)
+    names.create_topics(stack.broker, 2)
+    messages = eventgen.generate(seed=9, n_customers=30, start="2025-01-01", days=200, bad_per_reason=0)
+    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data").start()
+    try:
+        produce(stack.broker, names, messages)
+        wait_until_quiet(lambda: topic_size(stack.broker, names.tier_changes))
+        before = redis_state(stack.redis_url, names.redis_prefix)
+        assert before[0], "the worker wrote records"
+        delete_prefix(stack.redis_url, names.redis_prefix)  # Redis restarted empty, the worker runs on
+        # One more event for a known customer: its batch finds the partition's mark gone.
+        customer = sorted(before[0])[0]
+        body = {
+            "event_id": "after-loss-1",
+            "customer_id": customer,
+            "ts": "2025-07-20T10:00:00Z",
+            "type": "review",
+        }
+        produce(stack.broker, names, [("interactions", customer.encode(), orjson.dumps(body))])
+        wait_until_quiet(lambda: len(redis_state(stack.redis_url, names.redis_prefix)[0]))
+        after = redis_state(stack.redis_url, names.redis_prefix)
+        assert set(after[0]) == set(before[0])
+        assert _cli(stack, names, "redis", "check").returncode == 0
+    finally:
+        worker.stop()
         delete_prefix(stack.redis_url, names.redis_prefix)

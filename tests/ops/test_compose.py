@@ -298,3 +298,24 @@ def test_dockerfile_copies_the_project_and_dockerignore_keeps_it():
         assert (REPO / source).exists(), f"COPY {source}: missing"
         assert source not in ignored, f"COPY {source} but .dockerignore excludes it"
     assert {".git", ".venv", "tests"} <= ignored
+
+
+def test_worker_transactions_and_identity(services):
+    """exactly_once workers: no shared instance id between replicas, time to finish a batch on SIGTERM."""
+    from streams.kafka_clients import TRANSACTION_TIMEOUT_MS
+
+    worker = services["worker"]
+    env = env_of(worker)
+    assert env["SEGMENTER_PROCESSING_GUARANTEE"] == "exactly_once"
+    assert "SEGMENTER_INSTANCE_ID" not in env, "replicas would share one group.instance.id / transactional.id"
+    grace = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
+    assert grace and int(grace.group(1)) >= 2 * TRANSACTION_TIMEOUT_MS / 1000
+    kafka = env_of(services["kafka"])
+    # Transactions need the transaction state log; on one broker its replication factor and ISR must be 1.
+    assert kafka["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+    assert kafka["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
+
+
+def test_no_faust_left_in_container_files():
+    for path in (COMPOSE, DOCKERFILE, DOCKERIGNORE):
+        assert "faust" not in path.read_text().lower(), path.name

@@ -75,3 +75,58 @@ def test_support_lookup_usage():
         result = subprocess.run(["bash", str(EXAMPLES / "support_lookup.sh"), *args], capture_output=True,
                                 text=True, timeout=30, check=False)
         assert result.returncode == 2 and "usage:" in result.stderr
+
+
+class RecordingConsumer:
+    """Stands in for kafka.KafkaConsumer: records how it was configured, delivers nothing."""
+
+    configs: list[dict] = []
+
+    def __init__(self, *topics, **config) -> None:
+        RecordingConsumer.configs.append({"topics": topics, **config})
+
+    def poll(self, timeout_ms: int = 0) -> dict:
+        return {}
+
+    def __iter__(self):
+        return iter(())
+
+    def commit(self, offsets=None) -> None:
+        raise AssertionError("nothing was handled, nothing to commit")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def recording_consumer(monkeypatch):
+    import kafka
+
+    RecordingConsumer.configs = []
+    monkeypatch.setattr(kafka, "KafkaConsumer", RecordingConsumer)
+    return RecordingConsumer
+
+
+def test_marketing_consumer_reads_committed_only(marketing, recording_consumer, monkeypatch):
+    """The worker writes tier changes in transactions: kafka-python defaults to read_uncommitted."""
+    monkeypatch.delenv("SEGMENTER_BROKER", raising=False)
+    args = marketing.parse_args(["--timeout", "0.01", "--topic", "t.tier-changes"])
+    assert marketing.run(args) == 0
+    (config,) = recording_consumer.configs
+    assert config["topics"] == ("t.tier-changes",)
+    assert config["isolation_level"] == "read_committed"
+    assert config["enable_auto_commit"] is False
+
+
+def test_demo_live_view_reads_committed_only(recording_consumer):
+    import threading
+    from collections import deque
+
+    from streams.cli import demo_cmd
+
+    stop = threading.Event()
+    stop.set()
+    demo_cmd._follow_transitions("127.0.0.1:9", deque(), stop)
+    (config,) = recording_consumer.configs
+    assert config["topics"] == (demo_cmd.DEMO_TOPICS.tier_changes,)
+    assert config["isolation_level"] == "read_committed"

@@ -73,6 +73,13 @@ def test_metric_name_scanner_catches_unknown_names(known_metrics):
     assert not names <= known_metrics
 
 
+def test_no_panel_on_removed_metrics(dashboard, known_metrics):
+    removed = {"segmenter_tier_changes_resent", "segmenter_missed_records_recovered"}
+    assert not {f"{name}_total" for name in removed} & known_metrics
+    text = DASHBOARD.read_text()
+    assert not [name for name in removed if name in text]
+
+
 def test_registry_names_include_suffixes(known_metrics):
     assert {"segmenter_events_total", "segmenter_event_lag_seconds_bucket", "segmenter_event_lag_seconds_sum",
             "segmenter_event_lag_seconds_count", "segmenter_customers", "up"} <= known_metrics
@@ -119,9 +126,21 @@ def test_required_panels(dashboard):
         "histogram_quantile(0.99, sum by (le) (rate(segmenter_redis_write_seconds_bucket",
         "rate(segmenter_redis_errors_total",
         "segmenter_watermark_timestamp_seconds",
+        "sum by (instance) (rate(segmenter_transactions_aborted_total",
+        "histogram_quantile(0.95, sum by (le) (increase(segmenter_restore_seconds_bucket",
+        "rate(segmenter_restored_records_total",
     ]
     for fragment in required:
         assert fragment in exprs, f"no panel queries {fragment!r}"
+
+
+def test_operations_doc_names_the_panels_it_refers_to(dashboard):
+    """The runbooks send operators to panels by title: those panels exist."""
+    operations = (REPO / "docs" / "OPERATIONS.md").read_text()
+    titles = {panel["title"] for panel in all_panels(dashboard)}
+    for title in ("Throughput by outcome", "Batch processing time", "Redis errors", "Aborted transactions",
+                  "Restore time"):
+        assert f'"{title}"' in operations and title in titles, title
 
 
 def test_panels_are_well_formed(dashboard):

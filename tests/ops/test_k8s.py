@@ -200,3 +200,46 @@ def test_service_and_servicemonitor_select_the_workers(worker_statefulset):
     assert endpoint["port"] == port["name"] and endpoint["path"] == "/metrics"
     # The alerts select job="segmenter": the job label comes from this Service label.
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "segmenter"
+
+
+def test_instance_id_is_the_pod_name(worker_statefulset, worker_container):
+    """Static membership and the transactional id need a stable identity per pod: the StatefulSet pod name."""
+    (item,) = [e for e in worker_container["env"] if e["name"] == "SEGMENTER_INSTANCE_ID"]
+    pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert item == {"name": "SEGMENTER_INSTANCE_ID", "valueFrom": pod_name}
+    assert "SEGMENTER_INSTANCE_ID" not in find("ConfigMap", "segmenter-config")["data"], "one id for all pods"
+    assert worker_statefulset["kind"] == "StatefulSet"  # pod names are unique and stable across restarts
+
+
+def test_processing_guarantee_is_a_valid_choice():
+    from streams.cli.worker_cmd import worker
+
+    (option,) = [p for p in worker.params if p.envvar == "SEGMENTER_PROCESSING_GUARANTEE"]
+    value = find("ConfigMap", "segmenter-config")["data"]["SEGMENTER_PROCESSING_GUARANTEE"]
+    assert value == "exactly_once" == option.default
+    assert value in option.type.choices
+
+
+def test_probes_leave_room_for_start_up_and_shutdown(worker_statefulset, worker_container):
+    from streams.kafka_clients import TRANSACTION_TIMEOUT_MS
+
+    pod = worker_statefulset["spec"]["template"]["spec"]
+    # SIGTERM finishes the batch in progress: its transaction is bounded by the transaction timeout.
+    assert pod["terminationGracePeriodSeconds"] >= 2 * TRANSACTION_TIMEOUT_MS / 1000
+    startup = worker_container["startupProbe"]
+    assert startup["httpGet"]["path"] == "/healthz"
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
+    liveness = worker_container["livenessProbe"]
+    assert "initialDelaySeconds" not in liveness, "the startup probe holds liveness back"
+
+
+def test_disruption_budget_selects_the_workers(worker_statefulset):
+    budget = find("PodDisruptionBudget", "segmenter-worker")
+    pod_labels = worker_statefulset["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert budget["spec"]["maxUnavailable"] == 1
+
+
+def test_no_faust_settings_left():
+    for path in sorted(K8S.glob("*.yaml")):
+        assert "faust" not in path.read_text().lower(), path.name

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import time
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -266,12 +265,11 @@ def test_live_continues_with_now_stamps_and_bounded_memory() -> None:
     assert len(customers_in_last) > 20  # still a lively population
 
 
-def test_generator_is_fast() -> None:
-    started = time.perf_counter()
+def test_generator_streams_lazily() -> None:
+    # Speed is measured by the benchmarks, not asserted here: a large configuration yields its first
+    # 100k messages without generating the whole history first.
     count = sum(1 for _ in itertools.islice(generate(SimConfig(customers=5000, seed=1)), 100_000))
-    rate = count / (time.perf_counter() - started)
     assert count == 100_000
-    assert rate > 40_000, f"{rate:.0f} events/s"  # ~150-200k/s on a developer machine; lenient for CI
 
 
 def test_config_is_validated() -> None:
