@@ -3,7 +3,7 @@
 #   make venv         .venv with the project and its test extras (re-run when pyproject.toml changes)
 #   make stack-start  local Kafka (KRaft) + Redis on 127.0.0.1:9092 / :6379 (deploy/local/stack.sh)
 #   make stack-stop   stop what stack-start started
-#   make test         venv + stack + ruff + pytest (not the `faults` marker); stops the stack afterwards
+#   make test         venv + stack + ruff + mypy + pytest (not the `faults` marker); stops the stack afterwards
 #                     if it was not running before
 #   make lint         ruff only
 #   make demo         segmenter demo against the local stack
@@ -36,6 +36,7 @@ stack-status:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Exit status: non-zero if ruff or pytest fails (pytest's 5, "no tests collected", counts as success).
 test: venv
@@ -44,6 +45,7 @@ test: venv
 	[ -n "$${SEGMENTER_BROKER:-}" ] || eval "$$($(STACK) env)"; \
 	rc=0; \
 	echo "+ ruff check ."; $(VENV)/bin/ruff check . || rc=1; \
+	echo "+ mypy (strict, segmenter/)"; $(VENV)/bin/mypy || rc=1; \
 	echo "+ pytest $(PYTEST_PATHS) -m 'not faults' $(PYTEST_ARGS)"; \
 	prc=0; $(VENV)/bin/python -m pytest $(PYTEST_PATHS) -m "not faults" $(PYTEST_ARGS) || prc=$$?; \
 	if [ $$prc -eq 5 ]; then echo "pytest: no tests collected (ok)"; prc=0; fi; \

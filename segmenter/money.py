@@ -58,6 +58,6 @@ def format_cents(cents: int | Fraction) -> str:
             if remainder * 2 >= magnitude.denominator:
                 whole += 1
             cents = sign * whole
-    sign = "-" if cents < 0 else ""
+    prefix = "-" if cents < 0 else ""
     units, minor = divmod(abs(cents), 100)
-    return f"{sign}{units}.{minor:02d}"
+    return f"{prefix}{units}.{minor:02d}"

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -298,8 +298,10 @@ class Simulation:
             yield from self._emit_interaction(c, ts, extra)  # type: ignore[arg-type]
             return
         if code == _REFUND:
-            order_id, cents = extra  # type: ignore[misc]
-            yield from self._emit_purchase(c, ts, "refund", cents, order_id, None)
+            refunded_order: str
+            refund_cents: int
+            refunded_order, refund_cents = extra  # type: ignore[misc]
+            yield from self._emit_purchase(c, ts, "refund", refund_cents, refunded_order, None)
             return
         # purchase or burst purchase
         cents = max(50, round(rng.lognormvariate(c.value_mu, c.value_sigma) * 100))
@@ -351,7 +353,7 @@ class Simulation:
 
     def _emit_interaction(self, c: _Customer, ts: int, kind: str) -> Iterator[Message]:
         rng = self._rng
-        event: dict[str, object] = {
+        event: dict[str, Any] = {
             "event_id": self._event_id(),
             "type": kind,
             "customer_id": c.cid,
@@ -365,7 +367,9 @@ class Simulation:
             event["properties"] = {"rating": rng.choice((1, 2, 3, 4, 4, 5, 5, 5))}
         yield from self._deliver(INTERACTIONS, c.key, orjson.dumps(event), ts, event)
 
-    def _deliver(self, topic: str, key: bytes, value: bytes, ts: int, event: dict) -> Iterator[Message]:
+    def _deliver(
+        self, topic: str, key: bytes, value: bytes, ts: int, event: dict[str, Any]
+    ) -> Iterator[Message]:
         counts = self.counts
         counts[KIND_EVENT] += 1
         yield Message(topic, key, value, ts, KIND_EVENT)
@@ -381,7 +385,7 @@ class Simulation:
 
     # ---- bad messages: exactly one defect each ---------------------------------------------------------
 
-    def _bad(self, template: dict, ts: int) -> Message:
+    def _bad(self, template: dict[str, Any], ts: int) -> Message:
         rng = self._inject
         reason = DLQ_REASONS[int(rng.random() * len(DLQ_REASONS))]
         n = self._next_bad

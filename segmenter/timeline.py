@@ -170,11 +170,12 @@ class Timeline:
             sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
         classify = self.rules.classify
         current = tiers
-        day: int | None = after
+        day = after
         while True:
-            day = self.first_candidate(state, day)
-            if day is None or (until is not None and day > until):
+            found = self.first_candidate(state, day)
+            if found is None or (until is not None and found > until):
                 return
+            day = found
             features = sums.at(day)
             new = classify(features)
             if new != current:

@@ -1,10 +1,8 @@
-"""Progress of the owned input partitions: detection of a stalled partition.
+"""Progress of the owned input partitions: detection of a stalled partition (for `/healthz`).
 
-Faust can stop delivering a partition after a rebalance while the worker looks healthy (faust-streaming
-#221, #318; seen by our fault suite). A partition that has lag, whose position (the next offset processed,
-or committed if further) has not moved for `stall_seconds`, while the agent is not held up by an outage (it
-is not stuck inside one batch), is reported so `/healthz` fails and the orchestrator restarts the worker;
-the replay after a restart is harmless (offsets in the state recognise it).
+A partition that has lag and whose position (the next offset processed) has not moved for `stall_seconds`,
+while the loop is not waiting out an outage, is reported, so the orchestrator restarts the worker; the
+replay after a restart is exact (the batch's transaction either committed or did not).
 """
 
 from __future__ import annotations

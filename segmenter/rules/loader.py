@@ -38,7 +38,8 @@ _BOOL = "tag:yaml.org,2002:bool"
 
 
 def _line(node: Node) -> int:
-    return node.start_mark.line + 1
+    line: int = node.start_mark.line
+    return line + 1
 
 
 def _describe(node: Node) -> str:

@@ -30,7 +30,7 @@ MONEY_FEATURES: frozenset[str] = frozenset({"monetary", "lifetime_monetary", "av
 DAY_FEATURES: frozenset[str] = frozenset({"recency_days", "tenure_days", "days_since_last_interaction"})
 OPERATORS: tuple[str, ...] = ("<", "<=", ">", ">=", "==", "!=")
 
-FeatureValue = int | Fraction | None
+FeatureValue = Any  # int | Fraction | None, or an exact ratio (segmenter.features.AvgOrderValue)
 FeatureMap = Mapping[str, FeatureValue]
 Condition = Callable[[FeatureMap], bool]
 
@@ -65,16 +65,16 @@ class Comparison:
         threshold = self.threshold
         op = self.op
         if op == "<":
-            return value < threshold
+            return bool(value < threshold)
         if op == "<=":
-            return value <= threshold
+            return bool(value <= threshold)
         if op == ">":
-            return value > threshold
+            return bool(value > threshold)
         if op == ">=":
-            return value >= threshold
+            return bool(value >= threshold)
         if op == "==":
-            return value == threshold
-        return value != threshold
+            return bool(value == threshold)
+        return bool(value != threshold)
 
     def __str__(self) -> str:
         from segmenter.rules.expression import format_number
@@ -137,7 +137,7 @@ class RuleSet:
 
     def classify(self, features: FeatureMap) -> tuple[str, ...]:
         """Tier names, in dimension order: in each dimension the first tier whose condition holds."""
-        names = []
+        names: list[str] = []
         append = names.append
         for checks, fallback in self._plan:
             for feature, compare, threshold, condition, name in checks:
@@ -174,7 +174,9 @@ class RuleSet:
 
 # (feature, operator function, threshold, None, name) for a single-comparison condition,
 # (None, None, None, condition, name) otherwise.
-_Check = tuple[str | None, Callable[[Any, Any], bool] | None, int | Fraction | None, Condition | None, str]
+# Typed loosely (Any) because the first three are None exactly when the condition is not: checked once, at
+# construction, not on every evaluation.
+_Check = tuple[Any, Any, Any, Condition | None, str]
 _OPERATOR_FUNCTIONS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,

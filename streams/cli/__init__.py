@@ -8,7 +8,7 @@ import sys
 import click
 
 # (module under streams.cli, attribute) for every command; imported lazily so `--help` stays fast
-# and a command's heavy imports (Faust) are only paid by that command.
+# and a command's heavy imports (Kafka clients, RocksDB) are only paid by that command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("worker_cmd", "worker"),
     "topics": ("topics_cmd", "topics"),
@@ -39,7 +39,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="segmenter")
 def cli() -> None:
-    """segmenter: real-time customer segmentation on Kafka, Faust and Redis."""
+    """segmenter: real-time customer segmentation on Kafka and Redis."""
 
 
 def main() -> None:
