@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -43,8 +42,7 @@ class DeadLetterReason(StrEnum):
     CURRENCY = "currency"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """A validated input event. `ts` keeps the producer's text: it is echoed as `at` and `*_purchase_at`."""
 
     event_id: str

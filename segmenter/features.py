@@ -31,7 +31,6 @@ FEATURE_NAMES = (
 MONEY_FEATURES = frozenset({"lifetime_monetary", "monetary", "avg_order_value"})
 
 
-
 class AvgOrderValue:
     """Exact `cents / orders`, compared with int or Fraction thresholds by cross-multiplication (a Fraction
     would normalise with a gcd on every evaluation)."""

@@ -21,9 +21,10 @@ import math
 import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
+
+import msgspec
 
 from segmenter.customer import CustomerState
 from segmenter.features import AvgOrderValue, Features, WindowSums
@@ -42,8 +43,7 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 _Check = tuple[str, Callable[[Any, Any], bool], Any]  # (feature, operator, threshold in value units)
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(msgspec.Struct, frozen=True):
     """Tiers at `day` differ from those of the day before."""
 
     day: int
@@ -121,9 +121,7 @@ class Timeline:
         if self._value_monotone and not refunds:
             # Without refunds in the window, frequency and monetary only fall as buckets leave: each
             # ordering comparison flips at most once, found by bisection over the remaining totals.
-            counts = _remaining(p_count, first)
-            cents = _remaining(p_cents, first)
-            index = _first_flip(self._value_checks, {"frequency": counts, "monetary": cents})
+            index = _first_flip(self._value_checks, {"frequency": p_count, "monetary": p_cents}, first)
             return None if index is None else days[first + index] + window
         count = sum(p_count[first:])
         cents_total = sum(p_cents[first:])
@@ -147,7 +145,7 @@ class Timeline:
         counts = state.i_count
         checks = self._engagement_checks
         if self._engagement_monotone:
-            index = _first_flip(checks, {"engagement": _remaining(counts, first)})
+            index = _first_flip(checks, {"engagement": counts}, first)
             return None if index is None else days[first + index] + window
         total = sum(counts[first:])
         current = tuple(compare(total, threshold) for _, compare, threshold in checks)
@@ -183,27 +181,33 @@ class Timeline:
                 yield Change(day, new, features)
 
 
-def _remaining(column: list[int], first: int) -> list[int]:
-    """r[k] = sum(column[first + k:]) for k = 0..n-first (r[0]: now; r[k]: after k buckets expired)."""
-    tail = column[first:]
-    sums = list(accumulate(reversed(tail), initial=0))
-    sums.reverse()
-    return sums
+def _first_flip(checks: tuple[_Check, ...], columns: dict[str, list[int]], first: int) -> int | None:
+    """Index (from `first`) of the bucket whose expiry first flips one of `checks`, for ordering
+    comparisons on totals that only fall as buckets expire (each flips at most once), else None.
 
-
-def _first_flip(checks: tuple[_Check, ...], remaining: dict[str, list[int]]) -> int | None:
-    """The least k >= 1 where some check's truth on remaining[feature][k] differs from k = 0, for checks
-    whose truth flips at most once along the non-increasing sequence (ordering comparisons)."""
+    `columns[feature]`: the per-bucket amounts behind the feature's total. A check that holds the same on
+    the whole window and on an empty one never flips; the others are found by bisection over prefix sums.
+    """
     best: int | None = None
+    prefixes: dict[str, list[int]] = {}
+    totals: dict[str, int] = {}
     for feature, compare, threshold in checks:
-        values = remaining[feature]
-        now = compare(values[0], threshold)
-        if compare(values[-1], threshold) == now:
-            continue  # monotone: the same at both ends, the same all along
-        k = bisect_left(range(1, len(values)), True, key=lambda i: compare(values[i], threshold) != now) + 1
+        total = totals.get(feature)
+        if total is None:
+            total = totals[feature] = sum(columns[feature][first:])
+        now = compare(total, threshold)
+        if compare(0, threshold) == now:
+            continue
+        prefix = prefixes.get(feature)
+        if prefix is None:
+            prefix = prefixes[feature] = list(accumulate(columns[feature][first:], initial=0))
+        # prefix[k]: amount expired with the first k buckets; the flip is the least k whose rest differs.
+        k = bisect_left(
+            range(1, len(prefix)), True, key=lambda i: compare(total - prefix[i], threshold) != now
+        )
         if best is None or k < best:
             best = k
-    return None if best is None else best - 1
+    return best
 
 
 def _value_truths(checks: tuple[_Check, ...], count: int, cents: int, refunds: int) -> tuple[bool, ...]:

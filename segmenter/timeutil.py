@@ -25,12 +25,19 @@ def parse_rfc3339_micros(text: str) -> int:
     match = _RFC3339.match(text)
     if match is None:
         raise TimestampError("ts must be RFC 3339 with an offset, e.g. 2026-11-24T10:15:00Z")
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    year_s, month_s, day_s, hour_s, minute_s, second_s, fraction, offset = match.groups()
+    year, month, day = int(year_s), int(month_s), int(day_s)
+    hour, minute, second = int(hour_s), int(minute_s), int(second_s)
     micros = int((fraction[1:] + "000000")[:6]) if fraction else 0
-    try:
-        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros)
-    except ValueError as exc:
-        raise TimestampError(f"ts is not a valid date/time: {exc}") from None
+    # Integer calendar arithmetic (no datetime object per event); the same checks as datetime's.
+    if year < 1 or not 1 <= month <= 12:
+        raise TimestampError(
+            f"ts is not a valid date/time: {'year' if year < 1 else 'month'} is out of range"
+        )
+    if not 1 <= day <= _days_in_month(year, month):
+        raise TimestampError("ts is not a valid date/time: day is out of range for month")
+    if hour > 23 or minute > 59 or second > 59:
+        raise TimestampError("ts is not a valid date/time: hour, minute or second is out of range")
     if offset in ("Z", "z"):
         offset_minutes = 0
     else:
@@ -39,13 +46,29 @@ def parse_rfc3339_micros(text: str) -> int:
         if oh > 23 or om > 59:
             raise TimestampError("ts has an invalid UTC offset")
         offset_minutes = sign * (oh * 60 + om)
-    naive_utc_micros = (local.toordinal() - _EPOCH.toordinal()) * MICROS_PER_DAY + (
-        (local.hour * 3600 + local.minute * 60 + local.second) * 1_000_000 + local.microsecond
+    naive_utc_micros = _days_from_civil(year, month, day) * MICROS_PER_DAY + (
+        (hour * 3600 + minute * 60 + second) * 1_000_000 + micros
     )
-    micros = naive_utc_micros - offset_minutes * 60_000_000
-    if not _MIN_MICROS <= micros < _MAX_MICROS:
+    result = naive_utc_micros - offset_minutes * 60_000_000
+    if not _MIN_MICROS <= result < _MAX_MICROS:
         raise TimestampError("ts in UTC must fall in the years 0001..9999")
-    return micros
+    return result
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def day_of_micros(micros: int) -> int:

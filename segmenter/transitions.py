@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import msgspec
 import orjson
 
 
-@dataclass(frozen=True, slots=True)
-class TierChange:
+class TierChange(msgspec.Struct, frozen=True):
     customer_id: str
     dimension: str
     seq: int

@@ -107,21 +107,45 @@ def restore(
         consumer.assign(assignment)
         remaining = {(tp.topic, tp.partition) for tp in assignment}
         pending: dict[int, StoreWrite] = {p: StoreWrite() for p in stores}
+        customers_topic = topics.customers
+        eof = KafkaError._PARTITION_EOF
         while remaining:
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(
                     f"changelog restore not finished after {timeout_s:.0f}s: {sorted(remaining)}"
                 )
-            messages = consumer.consume(num_messages=CHUNK, timeout=1.0)
+            # A short timeout: librdkafka's batch consume waits it out when fewer records arrive, and the
+            # partition EOFs (at the last stable offset) end the loop.
+            messages = consumer.consume(num_messages=CHUNK, timeout=0.05)
             for message in messages:
                 error = message.error()
                 if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
+                    if error.code() == eof:
                         remaining.discard((message.topic(), message.partition()))
                         continue
                     raise RuntimeError(f"changelog restore failed: {error}")
+                key = message.key()
+                value = message.value()
+                if key is None or value is None:
+                    continue
                 partition = message.partition()
-                _apply(message, topics, pending[partition], results[partition], lagging[partition])
+                change = pending[partition]
+                result = results[partition]
+                result.records += 1
+                offset = message.offset()
+                if message.topic() == customers_topic:
+                    customer_id = key.decode()
+                    change.customers[customer_id] = value
+                    headers = message.headers()
+                    change.due[customer_id] = None if headers is None else due_of(headers)
+                    seen = lagging[partition]
+                    if seen is None or offset >= seen:
+                        result.to_project.add(customer_id)
+                    result.customers_end = offset + 1
+                    change.checkpoint[customers_topic] = offset + 1
+                else:
+                    change.clock = value
+                    change.checkpoint[topics.clocks] = offset + 1
             for partition, change in pending.items():
                 if change.customers or change.clock is not None:
                     stores[partition].write(change)
@@ -154,23 +178,3 @@ def _end_offset(consumer: Any, tp: Any) -> int:
             high: int = consumer.get_watermark_offsets(tp, timeout=10)[1]
             return high
     raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
-
-
-def _apply(
-    message: Any, topics: ChangelogTopics, change: StoreWrite, result: Restored, projected: int | None
-) -> None:
-    key, value, offset = message.key(), message.value(), message.offset()
-    if key is None or value is None:
-        return
-    result.records += 1
-    if message.topic() == topics.customers:
-        customer_id = key.decode()
-        change.customers[customer_id] = value
-        change.due[customer_id] = due_of(message.headers())
-        if projected is None or offset >= projected:
-            result.to_project.add(customer_id)
-        result.customers_end = offset + 1
-        change.checkpoint[topics.customers] = offset + 1
-    else:
-        change.clock = value
-        change.checkpoint[topics.clocks] = offset + 1

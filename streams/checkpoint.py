@@ -181,11 +181,14 @@ class Checkpoint:
             kwargs["headers"] = headers
         if partition is not None:
             kwargs["partition"] = partition
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
         while True:
             try:
                 self.producer.produce(topic, **kwargs)
                 return
             except BufferError:
+                if time.monotonic() > deadline:
+                    raise BatchAborted(f"the producer queue stayed full for {FLUSH_TIMEOUT_S:.0f}s") from None
                 self.producer.poll(0.05)  # the local queue is full: serve deliveries, then retry
 
     def _flush(self, delivery: _Delivery) -> None:

@@ -61,6 +61,9 @@ class Health:
                 return False, f"restoring partitions for {held:.0f}s"
             return True, "ok (restoring partitions)"
         if self.waiting_since is not None:
+            waited = now - self.waiting_since
+            if waited > 4 * self.stall_seconds:
+                return False, f"waiting for Redis or Kafka for {waited:.0f}s"
             return True, "ok (waiting for Redis or Kafka)"
         quiet = now - self.heartbeat
         if quiet > self.stall_seconds:

@@ -69,6 +69,7 @@ class Worker:
             if self.exactly_once
             else kafka_clients.producer_config(broker)
         )
+        self._producer_config = producer_config
         self.producer = Producer(producer_config, logger=logging.getLogger("librdkafka.producer"))
         self.ticks = (
             Producer(kafka_clients.producer_config(broker), logger=logging.getLogger("librdkafka.ticks"))
@@ -244,6 +245,8 @@ class Worker:
         except BatchAborted as exc:
             metrics.TRANSACTIONS_ABORTED.inc()
             log.warning("batch aborted (%s); its %d record(s) are handled again", exc, len(messages))
+            if self.exactly_once:
+                self._renew_producer()
             self._rewind(firsts)
             return
         finally:
@@ -253,6 +256,22 @@ class Worker:
         if result.transitions:
             self._export_tier_counts()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _renew_producer(self) -> None:
+        """A fresh transactional producer after an abort: librdkafka may be left bumping its epoch after
+        broker trouble; `init_transactions` with the same id fences the old one and ends its transaction."""
+        from confluent_kafka import Producer
+
+        old = self.producer
+        try:
+            old.purge()
+            old.flush(0)
+        except Exception as exc:  # noqa: BLE001 - it is being replaced
+            log.info("purging the old producer: %s", exc)
+        self.producer = Producer(self._producer_config, logger=logging.getLogger("librdkafka.producer"))
+        self.producer.init_transactions(120)  # raises after 120 s: the worker exits (70) and is restarted
+        self.checkpoint.producer = self.producer
+        log.info("transactional producer renewed after an aborted batch")
 
     def _rewind(self, firsts: dict[tuple[str, int], int]) -> None:
         from confluent_kafka import TopicPartition
