@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmarks one after the other, then print one markdown report.
 
-    python -m bench                       # all six, default sizes (about 45 minutes on 2 cores)
+    python -m bench                       # all eight, default sizes (about 45 minutes on 2 cores)
     python -m bench throughput timers     # some of them
     python -m bench --quick               # small sizes: a smoke test of the harness (a few minutes)
     python -m bench report                # re-render bench/results/latest-*.json as markdown
@@ -22,10 +22,24 @@ from pathlib import Path
 
 from bench.common import REPO, RESULTS_DIR, log
 
-ORDER = ("throughput", "latency", "memory", "restart", "timers", "replay")
+ORDER = ("throughput", "latency", "restart", "failover", "redis_batch", "memory", "timers", "replay")
 QUICK = {
-    "throughput": ["--events", "20000", "--customers", "2000", "--repeat", "1", "--profile", "3"],
+    "throughput": [
+        "--events",
+        "20000",
+        "--customers",
+        "2000",
+        "--new-customers",
+        "20000",
+        "--repeat",
+        "1",
+        "--scaling",
+        "--profile",
+        "3",
+    ],
     "latency": ["--rates", "500,2000", "--duration", "5", "--warmup", "1", "--pool", "2000", "--repeat", "1"],
+    "failover": ["--repeat", "1"],
+    "redis_batch": ["--customers", "5000", "--rounds", "2"],
     "memory": [
         "--customers",
         "5000",
@@ -38,7 +52,7 @@ QUICK = {
         "--settle",
         "1",
     ],
-    "restart": ["--customers", "5000", "--repeat", "1"],
+    "restart": ["--customers", "20000", "--repeat", "1"],
     "timers": ["--customers", "50000", "--repeat", "2"],
     "replay": ["--customers", "300", "--repeat", "1"],
 }

@@ -99,14 +99,8 @@ def machine_info() -> dict[str, Any]:
         )
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", False
-    import hashlib
-
-    digest = hashlib.sha256()
-    for package in ("segmenter", "streams", "state"):
-        for path in sorted((REPO / package).rglob("*.py")):
-            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
     return {
-        "code_sha256": digest.hexdigest()[:12],  # of segmenter/, streams/, state/ as run
+        "code_sha256": code_sha(),  # of segmenter/, streams/, state/ as run
         "nproc": os.cpu_count(),
         "cpu_model": cpu,
         "mem_gib": round(mem_kib / 1024 / 1024, 1),
@@ -118,6 +112,17 @@ def machine_info() -> dict[str, Any]:
         "cpu_counters_at_start": cpu_counters(),
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def code_sha() -> str:
+    """sha256 (12 hex digits) of segmenter/, streams/ and state/ as they are now."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for package in ("segmenter", "streams", "state"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def cpu_counters() -> tuple[int, int]:
@@ -134,7 +139,13 @@ def machine_line(info: dict[str, Any]) -> str:
         f"Machine: {info['nproc']} cores, {info['cpu_model']}, {info['mem_gib']} GiB; "
         f"Python {info['python']}; "
         f"commit {info['git_commit']}{' + uncommitted changes' if info.get('git_dirty_code') else ''} "
-        f"(code sha {info.get('code_sha256', '?')}); "
+        f"(code sha {info.get('code_sha256', '?')}"
+        + (
+            f", **{info['code_sha256_at_end']} at the end: the code changed during the run**"
+            if info.get("code_sha256_at_end") and info["code_sha256_at_end"] != info.get("code_sha256")
+            else ""
+        )
+        + "); "
         f"load average (1/5/15 min) at start {'/'.join(f'{x:.1f}' for x in info['loadavg_at_start'])}"
         + (
             f", at end {'/'.join(f'{x:.1f}' for x in info['loadavg_at_end'])}"
@@ -158,6 +169,7 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if isinstance(data.get("machine"), dict):
         data["machine"]["loadavg_at_end"] = os.getloadavg()
+        data["machine"]["code_sha256_at_end"] = code_sha()
         start = data["machine"].get("cpu_counters_at_start")
         if start:
             busy, total = cpu_counters()
@@ -365,7 +377,7 @@ def rfc3339(micros: int) -> str:
 
 
 def synthetic_events(
-    customers: int, per_customer: int, end_micros: int, seed: int = 7, days: int = 365, prefix: str = "c"
+    customers: int, per_customer: int, end_micros: int, seed: int = 7, days: float = 365, prefix: str = "c"
 ) -> list[tuple[int, int, int]]:
     """(ts micros, customer index, event number within the customer) in event-time order.
 
@@ -374,7 +386,7 @@ def synthetic_events(
     `render_synthetic` when producing or feeding the engine.
     """
     rng = random.Random(seed)
-    span = days * MICROS_PER_DAY
+    span = max(1, int(days * MICROS_PER_DAY))
     events = []
     for customer in range(customers):
         times = sorted(end_micros - rng.randrange(span) for _ in range(per_customer))
@@ -519,6 +531,7 @@ class Worker:
     process: subprocess.Popen | None = None
     started_at: float = 0.0  # time.monotonic() at spawn
     code_dir: Path | None = None  # run the worker from this copy of the code (see export_code); None: REPO
+    python: Path | None = None  # the interpreter (compare_venv for another commit); None: this one
     log_path: Path | None = None
 
     def start(self) -> Worker:
@@ -531,7 +544,7 @@ class Worker:
             self.started_at = time.monotonic()
             self.process = subprocess.Popen(
                 [
-                    sys.executable,
+                    str(self.python or sys.executable),
                     "-m",
                     "streams.cli",
                     "worker",
@@ -637,7 +650,12 @@ class Worker:
 
 @dataclass
 class Progress:
-    """Samples of (monotonic time, processed events, worker CPU seconds) while a worker catches up."""
+    """Samples of (monotonic time, processed events, worker CPU seconds) while a worker catches up.
+
+    The window runs from the last sample with nothing processed yet (after /readyz, so start-up and restore
+    are outside it) to the sample that saw the last event. The counter moves by whole batches (up to 10,000
+    events): a window from the first non-zero sample would drop the first batch's time but count the batches
+    after it unevenly. The error is at most one poll interval of extra time: the rate is slightly low."""
 
     total: float
     first_time: float | None = None  # first sample with count > 0
@@ -646,39 +664,54 @@ class Progress:
     last_time: float | None = None
     last_count: float = 0.0
     last_cpu: float = 0.0
-    zero_time: float | None = None  # last sample with count == 0 (lower bound of the start)
+    zero_time: float | None = None  # last sample with count == 0 (the window's start)
+    zero_cpu: float = 0.0
 
     def sample(self, now: float, count: float, cpu: float) -> None:
         if count <= 0:
-            self.zero_time = now
+            self.zero_time, self.zero_cpu = now, cpu
             return
         if self.first_time is None:
             self.first_time, self.first_count, self.first_cpu = now, count, cpu
         self.last_time, self.last_count, self.last_cpu = now, count, cpu
 
+    def _start(self) -> tuple[float | None, float, float]:
+        if self.zero_time is not None:
+            return self.zero_time, 0.0, self.zero_cpu
+        return self.first_time, self.first_count, self.first_cpu
+
+    @property
+    def seconds(self) -> float | None:
+        start, _, _ = self._start()
+        if start is None or self.last_time is None or self.last_time <= start:
+            return None
+        return self.last_time - start
+
     @property
     def rate(self) -> float | None:
-        """Events/s from the first to the last observed progress (excludes start-up and recovery)."""
-        if self.first_time is None or self.last_time is None or self.last_time <= self.first_time:
-            return None
-        return (self.last_count - self.first_count) / (self.last_time - self.first_time)
+        """Events/s over the window (excludes start-up and restore)."""
+        seconds = self.seconds
+        _, count, _ = self._start()
+        return (self.last_count - count) / seconds if seconds else None
 
     @property
     def cpu_per_event_us(self) -> float | None:
-        events = self.last_count - self.first_count
-        return (self.last_cpu - self.first_cpu) / events * 1e6 if events > 0 else None
+        _, count, cpu = self._start()
+        events = self.last_count - count
+        return (self.last_cpu - cpu) / events * 1e6 if events > 0 else None
 
     @property
     def cpu_utilisation(self) -> float | None:
         """Worker CPU seconds per wall second while processing (1.0 = one full core)."""
-        if self.first_time is None or self.last_time is None or self.last_time <= self.first_time:
-            return None
-        return (self.last_cpu - self.first_cpu) / (self.last_time - self.first_time)
+        seconds = self.seconds
+        _, _, cpu = self._start()
+        return (self.last_cpu - cpu) / seconds if seconds else None
 
 
 def export_code(ref: str) -> tuple[Path, str]:
-    """segmenter/, streams/ and state/ of a git ref, exported to var/bench/code-<sha> (no checkout, no
-    change to the work tree); a Worker with `code_dir` set to it runs that version of the code."""
+    """segmenter/, streams/, state/ and pyproject.toml of a git ref, exported to var/bench/code-<sha> (no
+    checkout, no change to the work tree); a Worker with `code_dir` set to it runs that version of the code,
+    with the Python of `compare_venv` when that commit's dependencies differ from ours."""
     sha = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short=12", f"{ref}^{{commit}}"],
         capture_output=True,
@@ -686,15 +719,53 @@ def export_code(ref: str) -> tuple[Path, str]:
         check=True,
     ).stdout.strip()
     target = WORK_DIR / f"code-{sha}"
-    if not (target / "streams" / "cli" / "__main__.py").exists():
+    if not (target / "pyproject.toml").exists():
         target.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", sha, "segmenter", "streams", "state"],
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "archive",
+                sha,
+                "segmenter",
+                "streams",
+                "state",
+                "pyproject.toml",
+                "README.md",
+            ],
             capture_output=True,
             check=True,
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target, sha
+
+
+def compare_venv(code_dir: Path, sha: str) -> Path:
+    """The Python that runs an exported commit: var/bench/venv-<sha>, created on first use with
+    `python -m venv` and `pip install <code_dir>` (non-editable: the commit's own pyproject.toml pins its
+    dependencies, e.g. faust-streaming for the Faust worker of 1f7ba79). Kept for later runs; delete the
+    directory to rebuild it. Returns the venv's python."""
+    venv = WORK_DIR / f"venv-{sha}"
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if marker.exists() and python.exists():
+        return python
+    log(f"creating {venv} for the worker of {sha} (pip install {code_dir}; takes a minute or two)")
+    base = Path(getattr(sys, "_base_executable", sys.executable))
+    subprocess.run([str(base), "-m", "venv", "--clear", str(venv)], check=True)
+    pip_log = WORK_DIR / f"venv-{sha}-pip.log"
+    with open(pip_log, "wb") as out:
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", str(code_dir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=1800,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install of {code_dir} into {venv} failed; see {pip_log}")
+    marker.write_text(f"{code_dir}\n")
+    return python
 
 
 # ---------------------------------------------------------------------------------------------- profiling
@@ -711,8 +782,11 @@ def _py_spy() -> str | None:
     return which("py-spy")
 
 
-def py_spy_record(pid: int, seconds: float, out_raw: Path, rate: int = 100) -> subprocess.Popen:
-    """Start `py-spy record` on a pid in collapsed-stack (raw) format; wait on the returned process."""
+def py_spy_record(
+    pid: int, seconds: float, out_raw: Path, rate: int = 100, idle: bool = False
+) -> subprocess.Popen:
+    """Start `py-spy record` on a pid in collapsed-stack (raw) format; wait on the returned process.
+    `idle`: keep samples of threads waiting (in librdkafka, on a socket), so shares are of wall time."""
     exe = _py_spy()
     if exe is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
@@ -729,6 +803,7 @@ def py_spy_record(pid: int, seconds: float, out_raw: Path, rate: int = 100) -> s
             "--format",
             "raw",
             "--full-filenames",
+            *(["--idle"] if idle else []),
             "--output",
             str(out_raw),
         ],
@@ -737,26 +812,31 @@ def py_spy_record(pid: int, seconds: float, out_raw: Path, rate: int = 100) -> s
     )
 
 
-def collapsed_top(path: Path, top: int = 20) -> dict[str, Any]:
+def _samples(path: Path, main_thread_only: bool) -> Iterator[tuple[list[tuple[str, str]], int]]:
+    """(frames root first, count) of a py-spy raw file; `main_thread_only`: the worker loop's samples."""
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = [_short_frame(frame) for frame in stack.split(";")]
+        if not frames:
+            continue
+        if main_thread_only and not any(name.startswith("Worker.run ") for name, _ in frames):
+            continue
+        yield frames, int(count_text)
+
+
+def collapsed_top(path: Path, top: int = 20, main_thread_only: bool = False) -> dict[str, Any]:
     """From py-spy's raw (collapsed-stack) output: the top functions by self time, the project's functions
     (segmenter/, streams/, state/) by inclusive time, and self time grouped by package."""
     self_counts: dict[str, int] = {}
     total_counts: dict[str, int] = {}
     package_counts: dict[str, int] = {}
-    task_counts: dict[str, int] = {}
     samples = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for frames, count in _samples(path, main_thread_only):
         samples += count
-        frames = [_short_frame(frame) for frame in stack.split(";")]
-        if not frames:
-            continue
         self_counts[frames[-1][0]] = self_counts.get(frames[-1][0], 0) + count
         package_counts[frames[-1][1]] = package_counts.get(frames[-1][1], 0) + count
-        task_counts[_task_of(frames)] = task_counts.get(_task_of(frames), 0) + count
         for name in {
             name
             for name, package in frames
@@ -777,30 +857,48 @@ def collapsed_top(path: Path, top: int = 20) -> dict[str, Any]:
         "self": ranked(self_counts, top),
         "project_total": ranked(total_counts, top),
         "packages": ranked(package_counts, 15),
-        "tasks": ranked(task_counts, 12),
     }
 
 
-def _task_of(frames: list[tuple[str, str]]) -> str:
-    """The event-loop task (outermost coroutine) a sample belongs to, or its thread.
+# The steps of the worker loop (streams/worker.py, streams/checkpoint.py), innermost match wins. A sample
+# whose innermost project frame is `Worker._step` itself is inside `consumer.consume` (librdkafka).
+LOOP_STEPS = (
+    ("Worker._step", "consume (librdkafka: fetch, wait for records)"),
+    ("Worker._process", "build input records (Worker._process itself)"),
+    ("Engine.process", "engine (Engine.process)"),
+    ("Checkpoint.commit", "transaction: begin, send offsets (Checkpoint.commit itself)"),
+    ("Checkpoint._produce", "changelog encode + produce (Checkpoint._produce)"),
+    ("Checkpoint._flush", "wait for acks (Checkpoint._flush)"),
+    ("Checkpoint._commit_transaction", "commit transaction"),
+    ("BatchProjection.write", "Redis script call (BatchProjection.write)"),
+    ("Checkpoint._write_stores", "store writes (Checkpoint._write_stores)"),
+    ("count_batch", "metrics"),
+    ("Worker._export_watermarks", "metrics"),
+    ("Worker._export_tier_counts", "metrics"),
+    ("Worker._observe_progress", "progress / lag (Worker._observe_progress)"),
+    ("Health.beat", "other loop work"),
+)
 
-    uvloop runs the loop in C, so a main-thread stack goes straight from `execute_from_commandline` (where
-    `run_until_complete` was called) to the task's coroutine; samples that stop there are time inside
-    uvloop itself (callbacks, socket I/O)."""
-    names = [name for name, _ in frames]
-    for index, name in enumerate(names):
-        if name.startswith("Worker.execute_from_commandline "):
-            if index + 1 == len(names):
-                return "(uvloop itself: event loop, socket I/O)"
-            task = names[index + 1]
-            if task.startswith(("Agent._execute_actor ", "Service._execute_task ")) and index + 2 < len(
-                names
-            ):
-                task += " > " + names[index + 2]
-            return task
-    if any(name.startswith("Thread._bootstrap ") for name in names):
-        return "other thread: " + (names[3] if len(names) > 3 else names[-1])
-    return "other: " + names[0]
+
+def loop_breakdown(path: Path) -> dict[str, Any]:
+    """Wall time of the worker's main thread by loop step (needs a `--idle` profile)."""
+    labels = dict(LOOP_STEPS)
+    counts: dict[str, int] = {}
+    samples = 0
+    for frames, count in _samples(path, main_thread_only=True):
+        samples += count
+        label = "outside the loop (start-up, rebalance callbacks, shutdown)"
+        for name, _ in reversed(frames):
+            function = name.split(" (", 1)[0]
+            if function in labels:
+                label = labels[function]
+                break
+            if function in ("Worker._on_assign", "Worker._on_revoke", "Worker._on_lost"):
+                label = "rebalance callbacks (restore)"
+                break
+        counts[label] = counts.get(label, 0) + count
+    ordered = sorted(counts.items(), key=lambda kv: -kv[1])
+    return {"samples": samples, "steps": [(name, n / samples) for name, n in ordered] if samples else []}
 
 
 def _short_frame(frame: str) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """Latency: produce -> Redis record written, and produce -> tier-change event, at fixed offered rates.
 
-    python -m bench.latency [--rates 500,1000,2500,5000 --duration 15 --repeat 3]
+    python -m bench.latency [--rates 5000,10000,20000 --duration 20 --repeat 3]
 
 Per repetition a fresh worker (`--clock event`, fresh topics, app id and Redis prefix). A pool of customers is
 created first (one event each, then drained), then for each offered rate the load generator sends events
@@ -12,8 +12,10 @@ customer, which always writes a Redis record and always emits a tier change. For
   restored after it) on the sampled customers' record keys;
 - produce -> tier change: a consumer on the tier-changes topic, first event with the sample's key.
 
-Both latencies are measured from just before the producer's `send()` (aiokafka, acks=all, no linger) to the
-moment the listener sees it, on the same wall clock. The first `--warmup` seconds of each rate are not
+Both latencies are measured from just before the producer's `produce()` (confluent-kafka, acks=all, linger
+1 ms) to the moment the listener sees it, on the same wall clock; they include the worker's batch window
+(`--batch-window`, 0.1 s by default: under a steady load a batch is what arrived in it) and the commit of
+its transaction, since Redis is written after the commit. The first `--warmup` seconds of each rate are not
 counted. A rate is marked saturated when the worker ended the window more than one second of input behind
 (then the latency grows with the window and is not a property of the rate).
 """
@@ -21,7 +23,6 @@ counted. A rate is marked saturated when the worker ended the window more than o
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import threading
 import time
@@ -34,15 +35,18 @@ from bench.common import (
     Worker,
     cleanup,
     cleanup_redis,
+    collapsed_top,
     create_topics,
     fmt,
     log,
+    loop_breakdown,
     machine_info,
     machine_line,
     markdown_table,
     median,
     percentile,
     produce_bulk,
+    py_spy_record,
     redis_client,
     rfc3339,
     run_benchmark,
@@ -127,7 +131,7 @@ def restore_keyspace_notifications(original: str) -> None:
     client.close()
 
 
-async def produce_at_rate(
+def produce_at_rate(
     names: BenchNames,
     rate: float,
     seconds: float,
@@ -136,55 +140,71 @@ async def produce_at_rate(
     sample_tag: str,
     rng: random.Random,
 ) -> tuple[int, dict[str, float], float]:
-    """Send `rate` events/s for `seconds`; return (sent, {sample id: send time}, achieved rate)."""
-    from aiokafka import AIOKafkaProducer
+    """Send `rate` events/s for `seconds`; return (sent, {sample id: send time}, achieved rate).
 
-    producer = AIOKafkaProducer(bootstrap_servers=BROKER.split(","), acks="all", linger_ms=0)
-    await producer.start()
+    confluent-kafka (acks=all, linger 1 ms): a Python producer must keep up with 20k events/s on 2 cores."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": BROKER,
+            "acks": "all",
+            "linger.ms": 1,
+            "partitioner": "murmur2_random",  # like the Java client: a customer's events share a partition
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
     sent_at: dict[str, float] = {}
-    futures = []
+    failed = []
+
+    def delivered(err: object, message: object) -> None:
+        if err is not None:
+            failed.append(err)
+
     i = 0
-    try:
-        t0 = time.perf_counter()
-        while True:
-            elapsed = time.perf_counter() - t0
-            if elapsed >= seconds:
-                break
-            due = int(elapsed * rate) + 1
-            while i < due:
-                now = time.time()
-                stamp = rfc3339(int(now * 1e6))
-                if i % sample_every == 0:
-                    customer = f"{sample_tag}{i}"
-                    topic = names.purchases
-                    value = (
-                        f'{{"event_id":"{customer}-0","type":"purchase","customer_id":"{customer}",'
-                        f'"ts":"{stamp}","amount":"25.00"}}'
-                    )
-                    sent_at[customer] = time.time()
-                elif rng.random() < 0.25:
-                    customer = f"P{rng.randrange(pool)}"
-                    topic = names.purchases
-                    value = (
-                        f'{{"event_id":"{sample_tag}e{i}","type":"purchase","customer_id":"{customer}",'
-                        f'"ts":"{stamp}","amount":"{rng.randrange(1, 300)}.{rng.randrange(100):02d}"}}'
-                    )
-                else:
-                    customer = f"P{rng.randrange(pool)}"
-                    topic = names.interactions
-                    value = (
-                        f'{{"event_id":"{sample_tag}e{i}","type":"page_view","customer_id":"{customer}",'
-                        f'"ts":"{stamp}"}}'
-                    )
-                futures.append(await producer.send(topic, value.encode(), key=customer.encode()))
-                i += 1
-            await asyncio.sleep(0.001)
-        achieved = i / (time.perf_counter() - t0)
-        await producer.flush()
-        for future in futures:
-            await future
-    finally:
-        await producer.stop()
+    t0 = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            break
+        due = int(elapsed * rate) + 1
+        while i < due:
+            now = time.time()
+            stamp = rfc3339(int(now * 1e6))
+            if i % sample_every == 0:
+                customer = f"{sample_tag}{i}"
+                topic = names.purchases
+                value = (
+                    f'{{"event_id":"{customer}-0","type":"purchase","customer_id":"{customer}",'
+                    f'"ts":"{stamp}","amount":"25.00"}}'
+                )
+                sent_at[customer] = time.time()
+            elif rng.random() < 0.25:
+                customer = f"P{rng.randrange(pool)}"
+                topic = names.purchases
+                value = (
+                    f'{{"event_id":"{sample_tag}e{i}","type":"purchase","customer_id":"{customer}",'
+                    f'"ts":"{stamp}","amount":"{rng.randrange(1, 300)}.{rng.randrange(100):02d}"}}'
+                )
+            else:
+                customer = f"P{rng.randrange(pool)}"
+                topic = names.interactions
+                value = (
+                    f'{{"event_id":"{sample_tag}e{i}","type":"page_view","customer_id":"{customer}",'
+                    f'"ts":"{stamp}"}}'
+                )
+            while True:
+                try:
+                    producer.produce(topic, value.encode(), key=customer.encode(), on_delivery=delivered)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            i += 1
+        producer.poll(0)
+        time.sleep(0.001)
+    achieved = i / (time.perf_counter() - t0)
+    if producer.flush(60) or failed:
+        raise RuntimeError(f"load generator: {len(failed)} failed deliveries")
     return i, sent_at, achieved
 
 
@@ -210,6 +230,10 @@ def measure_run(names: BenchNames, run: str, args: argparse.Namespace) -> dict[s
         produced = produce_bulk(names, pool_messages)
         worker.wait_events(produced, timeout=args.timeout)
         for rate in args.rates:
+            if out["rates"] and out["rates"][-1]["saturated"] and not args.all_rates:
+                # a lower rate already saturated the worker: a higher one only measures a longer queue
+                out["rates"].append({"rate": rate, "skipped": True, "saturated": True})
+                continue
             tag = f"S{run}r{rate}-"
             redis_listener = RedisListener(names.redis_prefix(run), tag)
             tier_listener = TierListener(names.tier_changes, tag)
@@ -218,15 +242,30 @@ def measure_run(names: BenchNames, run: str, args: argparse.Namespace) -> dict[s
             before = worker.events_total() or 0
             sample_every = max(1, round(rate / args.samples_per_s))
             log(f"  {run}: offering {rate:g} events/s for {args.duration:g}s")
+            spy = profile_out = None
+            if args.profile and run == "r0" and rate == (args.profile_rate or args.rates[0]):
+                profile_out = WORK_DIR / names.prefix / "profile.raw"
+                profile_out.parent.mkdir(parents=True, exist_ok=True)
+                spy = py_spy_record(worker.pid, min(args.profile, args.duration), profile_out, idle=True)
             t_start = time.time()
-            sent, sent_at, achieved = asyncio.run(
-                produce_at_rate(names, rate, args.duration, args.pool, sample_every, tag, rng)
+            sent, sent_at, achieved = produce_at_rate(
+                names, rate, args.duration, args.pool, sample_every, tag, rng
             )
             t_end = time.time()
             after = worker.events_total() or 0
+            if spy is not None and profile_out is not None:
+                spy.wait(timeout=args.profile + 30)
+                out["profile"] = {
+                    "rate": rate,
+                    "loop": loop_breakdown(profile_out),
+                    **collapsed_top(profile_out, 25, main_thread_only=True),
+                }
             produced += sent
             backlog = produced - after
-            worker.wait_events(produced, timeout=args.timeout)
+            try:  # bounded: a saturated worker may need minutes to drain; unseen samples count as missing
+                worker.wait_events(produced, timeout=args.timeout if backlog <= rate else args.drain_timeout)
+            except TimeoutError:
+                log(f"  {run} @ {rate:g}/s: backlog not drained within {args.drain_timeout:g}s")
             time.sleep(1.0)
             for listener in (redis_listener, tier_listener):
                 listener.stop_event.set()
@@ -272,10 +311,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rates",
         type=lambda s: [float(x) for x in s.split(",")],
-        default=[500, 1000, 2500, 5000],
-        help="Comma-separated offered rates in events/s (default 500,1000,2500,5000).",
+        default=[5000, 10000, 20000],
+        help="Comma-separated offered rates in events/s (default 5000,10000,20000).",
     )
-    parser.add_argument("--duration", type=float, default=15.0, help="Seconds per rate (default 15).")
+    parser.add_argument("--duration", type=float, default=20.0, help="Seconds per rate (default 20).")
     parser.add_argument("--warmup", type=float, default=3.0, help="Seconds not counted at each rate's start.")
     parser.add_argument("--pool", type=int, default=20_000, help="Existing customers the load is spread on.")
     parser.add_argument("--samples-per-s", type=float, default=100.0, help="New-customer samples per second.")
@@ -283,6 +322,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="py-spy the worker (--idle) for SECONDS at --profile-rate in the first run (0: no profile).",
+    )
+    parser.add_argument(
+        "--profile-rate", type=float, default=None, help="The offered rate to profile (default: the first)."
+    )
+    parser.add_argument(
+        "--all-rates",
+        action="store_true",
+        help="Measure every rate even after a lower one saturated the worker (default: skip them).",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="Seconds to wait for a saturated worker's backlog before the next rate (default 30).",
+    )
     parser.add_argument("--keep", action="store_true")
     return parser.parse_args(argv)
 
@@ -317,7 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             {
                 "rate": rate,
                 **{
-                    key: median(e[key] for e in entries)
+                    key: median(e.get(key) for e in entries)
                     for key in (
                         "achieved_offered",
                         "processed_per_s",
@@ -330,7 +390,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 },
                 "saturated_runs": sum(1 for e in entries if e["saturated"]),
-                "missing": sum(e["redis_missing"] + e["tier_missing"] for e in entries),
+                "missing": sum(e.get("redis_missing", 0) + e.get("tier_missing", 0) for e in entries),
+                "skipped_runs": sum(1 for e in entries if e.get("skipped")),
             }
         )
     result["summary"] = summary
@@ -347,7 +408,9 @@ def render(result: dict[str, Any]) -> str:
         machine_line(result["machine"]),
         "",
         f"Command: `python -m bench.latency --rates {','.join(f'{r:g}' for r in p['rates'])} "
-        f"--duration {p['duration']:g} --repeat {p['repeat']}`",
+        f"--duration {p['duration']:g} --warmup {p['warmup']:g} --pool {p['pool']} --repeat {p['repeat']}"
+        + (f" --profile {p['profile']:g}" if p.get("profile") else "")
+        + "`",
         "",
     ]
     rows = []
@@ -361,9 +424,15 @@ def render(result: dict[str, Any]) -> str:
                 fmt(s["redis_p99_ms"], 1),
                 fmt(s["tier_p50_ms"], 1),
                 fmt(s["tier_p99_ms"], 1),
-                runs_cell((e["redis_p50_ms"] for e in per_run), 0),
-                runs_cell((e["redis_p99_ms"] for e in per_run), 0),
-                f"{s['saturated_runs']}/{len(runs)}" + (" **saturated**" if s["saturated_runs"] else ""),
+                runs_cell((e.get("redis_p50_ms") for e in per_run), 0),
+                runs_cell((e.get("redis_p99_ms") for e in per_run), 0),
+                f"{s['saturated_runs']}/{len(runs)}"
+                + (" **saturated**" if s["saturated_runs"] else "")
+                + (
+                    f" ({s['skipped_runs']} not offered: a lower rate saturated)"
+                    if s.get("skipped_runs")
+                    else ""
+                ),
             ]
         )
     lines.append(
@@ -382,6 +451,12 @@ def render(result: dict[str, Any]) -> str:
             rows,
         )
     )
+    profile = runs[0].get("profile") if runs else None
+    if profile and profile.get("self"):
+        from bench.throughput import render_profile
+
+        lines += ["", f"Profile of the first run's worker at {fmt(profile['rate'])} events/s offered:", ""]
+        lines.append(render_profile(profile).replace("processed the backlog", "took the live load"))
     lines += [
         "",
         "Medians over the runs. A run is saturated when the worker ended the window more than one second of "

@@ -10,7 +10,7 @@ A. Worker (default 100k customers, `--repeat` runs): synthetic customers with `-
    `CustomerState`, which is what compaction keeps and what a restart replays.
 B. Engine in-process (default 1M customers, same generator): `Engine.handle_input` on every event with
    dict tables; RSS delta / customer of this process, msgpack bytes per customer. This is the memory
-   store's content without Faust (the memory store keeps the decoded objects in a dict, like here).
+   store's content without Kafka (msgpack bytes per customer in a dict, like the worker's `MemoryStore`).
    At the worker's measured rate 1M customers would take ~N x E / rate to ingest (printed), hence in-process.
 C. Realistic history in-process: `segmenter.simulation` for `--sim-customers` customers over a year (every
    event), msgpack bytes per customer (mean / p50 / p99) and Python heap bytes per customer (tracemalloc).
@@ -50,7 +50,16 @@ from bench.common import (
     synthetic_events,
     unique_prefix,
 )
-from streams.encoded_table import EncodedCustomers, decode_customer
+from state.codec import StoreCustomers, decode_customer
+from state.stores import MemoryStore
+
+
+class EncodedCustomers(StoreCustomers):
+    """The worker's memory store (msgpack bytes per customer) as the engine's table; `raw` is its dict."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryStore(0))
+        self.raw: dict[str, bytes] = self.store._customers  # the store's own dict
 
 MIB = 2**20
 
@@ -195,8 +204,9 @@ def engine_memory(customers: int, per_customer: int, seed: int) -> dict[str, Any
     events = synthetic_events(customers, per_customer, end, seed=seed)
     gc.collect()
     rss0 = proc_rss_bytes()
-    table: dict[str, Any] = {}  # encoded customers, as the worker's memory store keeps them
-    engine = Engine(default_rules(), EncodedCustomers(table), {})
+    customers_table = EncodedCustomers()  # encoded customers, as the worker's memory store keeps them
+    table = customers_table.raw
+    engine = Engine(default_rules(), customers_table, {})
     effects = Effects()
     kinds = {"purchases": Kind.PURCHASES, "interactions": Kind.INTERACTIONS}
     log("B: feeding the engine")
@@ -222,7 +232,7 @@ def engine_memory(customers: int, per_customer: int, seed: int) -> dict[str, Any
         "msgpack": size_stats(sizes),
         "timer_entries": sum(len(engine.timers_for(p)) for p in range(4)),
     }
-    del events, table, engine
+    del events, table, customers_table, engine
     gc.collect()
     return result
 
@@ -238,10 +248,11 @@ def realistic_memory(customers: int, seed: int) -> dict[str, Any]:
     start = date.today() - timedelta(days=365)
     messages = list(Simulation(SimConfig(customers=customers, seed=seed, start=start, days=365)).historic())
     kinds = {"purchases": Kind.PURCHASES, "interactions": Kind.INTERACTIONS}
-    table: dict[str, Any] = {}  # encoded customers, as the worker's memory store keeps them
+    customers_table = EncodedCustomers()  # encoded customers, as the worker's memory store keeps them
+    table = customers_table.raw
     gc.collect()
     tracemalloc.start()
-    engine = Engine(default_rules(), EncodedCustomers(table), {})
+    engine = Engine(default_rules(), customers_table, {})
     effects = Effects()
     for offset, message in enumerate(messages):
         partition = hash(message.key) % 4

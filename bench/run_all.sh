@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every benchmark (or the ones named) against the local stack and print one markdown report.
-#   bench/run_all.sh                 all six, default sizes
+#   bench/run_all.sh                 all eight, default sizes
 #   bench/run_all.sh --quick         small sizes (smoke test of the harness)
 #   bench/run_all.sh throughput      one of them
 # Results: bench/results/*.json and bench/results/report-*.md. See docs/PERFORMANCE.md.
