@@ -29,17 +29,10 @@ import msgspec
 from segmenter.customer import CustomerState
 from segmenter.features import AvgOrderValue, Features, WindowSums
 from segmenter.rules import RuleSet
+from segmenter.rules.model import OPERATOR_FUNCTIONS
 
 _DAY_FEATURES = ("recency_days", "tenure_days", "days_since_last_interaction")
 _VALUE_WINDOW_FEATURES = frozenset({"frequency", "monetary", "avg_order_value"})
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 _Check = tuple[str, Callable[[Any, Any], bool], Any]  # (feature, operator, threshold in value units)
 
 
@@ -66,7 +59,7 @@ class Timeline:
                 # The truth of `x OP number` over integer x can only flip at these x.
                 offsets[feature].update({math.ceil(number), math.floor(number) + 1})
                 continue
-            check = (feature, _OPERATORS[comparison.op], comparison.threshold)
+            check = (feature, OPERATOR_FUNCTIONS[comparison.op], comparison.threshold)
             if feature in _VALUE_WINDOW_FEATURES:
                 value_checks[(feature, comparison.op, comparison.threshold)] = check
             elif feature == "engagement":
@@ -123,17 +116,9 @@ class Timeline:
             # ordering comparison flips at most once, found by bisection over the remaining totals.
             index = _first_flip(self._value_checks, {"frequency": p_count, "monetary": p_cents}, first)
             return None if index is None else days[first + index] + window
-        count = sum(p_count[first:])
-        cents_total = sum(p_cents[first:])
         checks = self._value_checks
-        current = _value_truths(checks, count, cents_total, refunds)
-        for index in range(first, len(days)):
-            count -= p_count[index]
-            cents_total -= p_cents[index]
-            refunds -= r_cents[index]
-            if _value_truths(checks, count, cents_total, refunds) != current:
-                return days[index] + window
-        return None
+        columns = (p_count, p_cents, r_cents)
+        return _walk_flip(days, first, window, columns, lambda t: _value_truths(checks, t[0], t[1], t[2]))
 
     def _engagement_flip(self, state: CustomerState, after: int) -> int | None:
         """First expiry of an interaction bucket after `after` that flips an engagement comparison."""
@@ -147,13 +132,9 @@ class Timeline:
         if self._engagement_monotone:
             index = _first_flip(checks, {"engagement": counts}, first)
             return None if index is None else days[first + index] + window
-        total = sum(counts[first:])
-        current = tuple(compare(total, threshold) for _, compare, threshold in checks)
-        for index in range(first, len(days)):
-            total -= counts[index]
-            if tuple(compare(total, threshold) for _, compare, threshold in checks) != current:
-                return days[index] + window
-        return None
+        return _walk_flip(
+            days, first, window, (counts,), lambda t: tuple(c(t[0], threshold) for _, c, threshold in checks)
+        )
 
     def changes(
         self,
@@ -179,6 +160,25 @@ class Timeline:
             if new != current:
                 current = new
                 yield Change(day, new, features)
+
+
+def _walk_flip(
+    days: list[int],
+    first: int,
+    window: int,
+    columns: tuple[list[int], ...],
+    truths: Callable[[list[int]], tuple[bool, ...]],
+) -> int | None:
+    """The first expiry (day) after which `truths` of the remaining column totals differ from now: the
+    general case (equality tests, `avg_order_value`, refunds), one step per bucket."""
+    totals = [sum(column[first:]) for column in columns]
+    current = truths(totals)
+    for index in range(first, len(days)):
+        for position, column in enumerate(columns):
+            totals[position] -= column[index]
+        if truths(totals) != current:
+            return days[index] + window
+    return None
 
 
 def _first_flip(checks: tuple[_Check, ...], columns: dict[str, list[int]], first: int) -> int | None:

@@ -26,48 +26,61 @@ from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, wait_expo
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] record key. ARGV: prefix, customer_id, version, n_dimensions, dimension names..., then the record's
-# fields as one JSON object of strings (one argument instead of two per field: cheaper to build and send).
-PROJECT_SCRIPT = """
-local key = KEYS[1]
-local prefix, customer, version = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local current = redis.call('HGET', key, 'version')
-if current and tonumber(current) >= version then return 0 end
-local ndims = tonumber(ARGV[4])
-local fields = cjson.decode(ARGV[5 + ndims])
-local flat = {}
-for name, value in pairs(fields) do
-  flat[#flat + 1] = name
-  flat[#flat + 1] = value
-end
-for i = 1, ndims do
-  local dim = ARGV[4 + i]
-  local old = redis.call('HGET', key, dim)
-  if old == false then old = nil end
-  local new = fields[dim]
-  if old ~= new then
-    local counts = prefix .. ':tier-counts:' .. dim
-    if old then
-      redis.call('SREM', prefix .. ':tier:' .. dim .. ':' .. old, customer)
-      if redis.call('HINCRBY', counts, old, -1) <= 0 then redis.call('HDEL', counts, old) end
-    end
-    if new then
-      redis.call('SADD', prefix .. ':tier:' .. dim .. ':' .. new, customer)
-      redis.call('HINCRBY', counts, new, 1)
+# Lua shared by both scripts: write one record (version-guarded) and move the customer between the
+# tier-count hashes and membership sets by diffing against the record Redis holds. Returns 1 if written.
+_PROJECT_FUNCTION = """
+local function project(prefix, dims, key, customer, version, fields_json)
+  local current = redis.call('HGET', key, 'version')
+  if current and tonumber(current) >= version then return 0 end
+  local fields = cjson.decode(fields_json)
+  local flat = {}
+  for name, value in pairs(fields) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  for i = 1, #dims do
+    local dim = dims[i]
+    local old = redis.call('HGET', key, dim)
+    if old == false then old = nil end
+    local new = fields[dim]
+    if old ~= new then
+      local counts = prefix .. ':tier-counts:' .. dim
+      if old then
+        redis.call('SREM', prefix .. ':tier:' .. dim .. ':' .. old, customer)
+        if redis.call('HINCRBY', counts, old, -1) <= 0 then redis.call('HDEL', counts, old) end
+      end
+      if new then
+        redis.call('SADD', prefix .. ':tier:' .. dim .. ':' .. new, customer)
+        redis.call('HINCRBY', counts, new, 1)
+      end
     end
   end
+  redis.call('DEL', key)
+  redis.call('HSET', key, unpack(flat))
+  return 1
 end
-redis.call('DEL', key)
-redis.call('HSET', key, unpack(flat))
-return 1
 """
+
+# KEYS[1] record key. ARGV: prefix, customer_id, version, n_dimensions, dimension names..., then the record's
+# fields as one JSON object of strings (one argument instead of two per field: cheaper to build and send).
+PROJECT_SCRIPT = (
+    _PROJECT_FUNCTION
+    + """
+local ndims = tonumber(ARGV[4])
+local dims = {}
+for i = 1, ndims do dims[i] = ARGV[4 + i] end
+return project(ARGV[1], dims, KEYS[1], ARGV[2], tonumber(ARGV[3]), ARGV[5 + ndims])
+"""
+)
 
 # KEYS[1] the projected-offsets hash, KEYS[2] the rebuild flag, KEYS[3..] record keys. ARGV: prefix,
 # n_dimensions, dimension names..., n_offsets, (field, offset) pairs..., n_expected, fields that must exist in
 # the projected hash, then per record: customer_id, version, fields as one JSON object.
 # Returns the number of records written, -1 while `redis rebuild` runs (nothing written), -2 when a mark
 # the worker wrote before is gone (Redis lost data: nothing written, the worker re-projects everything).
-BATCH_SCRIPT = """
+BATCH_SCRIPT = (
+    _PROJECT_FUNCTION
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local prefix = ARGV[1]
 local ndims = tonumber(ARGV[2])
@@ -89,41 +102,12 @@ for i = 1, noffsets do
 end
 local written = 0
 for k = 3, #KEYS do
-  local key = KEYS[k]
-  local customer, version = ARGV[at], tonumber(ARGV[at + 1])
-  local current = redis.call('HGET', key, 'version')
-  if (not current) or tonumber(current) < version then
-    local fields = cjson.decode(ARGV[at + 2])
-    local flat = {}
-    for name, value in pairs(fields) do
-      flat[#flat + 1] = name
-      flat[#flat + 1] = value
-    end
-    for i = 1, ndims do
-      local dim = dims[i]
-      local old = redis.call('HGET', key, dim)
-      if old == false then old = nil end
-      local new = fields[dim]
-      if old ~= new then
-        local counts = prefix .. ':tier-counts:' .. dim
-        if old then
-          redis.call('SREM', prefix .. ':tier:' .. dim .. ':' .. old, customer)
-          if redis.call('HINCRBY', counts, old, -1) <= 0 then redis.call('HDEL', counts, old) end
-        end
-        if new then
-          redis.call('SADD', prefix .. ':tier:' .. dim .. ':' .. new, customer)
-          redis.call('HINCRBY', counts, new, 1)
-        end
-      end
-    end
-    redis.call('DEL', key)
-    redis.call('HSET', key, unpack(flat))
-    written = written + 1
-  end
+  written = written + project(prefix, dims, KEYS[k], ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2])
   at = at + 3
 end
 return written
 """
+)
 
 RETRYABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 SCRIPT_CHUNK = 2000  # records per script call: bounds how long one call holds Redis

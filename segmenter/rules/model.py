@@ -177,7 +177,7 @@ class RuleSet:
 # Typed loosely (Any) because the first three are None exactly when the condition is not: checked once, at
 # construction, not on every evaluation.
 _Check = tuple[Any, Any, Any, Condition | None, str]
-_OPERATOR_FUNCTIONS: dict[str, Callable[[Any, Any], bool]] = {
+OPERATOR_FUNCTIONS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
@@ -193,7 +193,7 @@ def _check(tier: Tier) -> _Check:
         if tier.normalised == str(comparison):
             return (
                 comparison.feature,
-                _OPERATOR_FUNCTIONS[comparison.op],
+                OPERATOR_FUNCTIONS[comparison.op],
                 comparison.threshold,
                 None,
                 tier.name,

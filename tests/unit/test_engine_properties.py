@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from segmenter.engine import Effects, Engine, InputMessage
 from segmenter.events import Kind
-from segmenter.rules import default_rules
+from segmenter.rules import default_rules, parse_rules
 from segmenter.timeutil import day_iso, day_midnight_rfc3339
 
 RULES = default_rules()
@@ -179,3 +179,38 @@ def test_restarted_engine_rebuilds_its_timers_from_the_table() -> None:
     churned = sorted(t.customer_id for t in effects.transitions if t.to_tier == "churned")
     assert churned == ["a", "b", "c"]
     assert all(t.reason == "time" for t in effects.transitions)
+
+
+# Rules whose window comparisons are not monotone along expiries (equality tests, the average order value,
+# short windows with refunds): the timeline walks bucket by bucket there instead of bisecting.
+WALKING_RULES = parse_rules(
+    """
+version: 1
+windows: {value_days: 40, engagement_days: 9}
+dimensions:
+  basket:
+    - {tier: big, when: "avg_order_value >= 500 and frequency >= 2"}
+    - {tier: three, when: "frequency == 3"}
+    - {tier: spender, when: "monetary > 800 and monetary != 1000"}
+    - {tier: other, when: "true"}
+  activity:
+    - {tier: two_exactly, when: "engagement == 2"}
+    - {tier: some, when: "engagement != 0 and days_since_last_interaction < 5"}
+    - {tier: quiet, when: "true"}
+""",
+    "walking.yaml",
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=events_strategy, extra_days=st.integers(0, 120))
+def test_engine_matches_brute_force_on_rules_that_need_walking(events: list[Ev], extra_days: int) -> None:
+    global RULES
+    saved = RULES
+    RULES = WALKING_RULES
+    try:
+        until = events[-1].day + extra_days
+        _, got = run_engine(events, until)
+        assert got == brute_transitions(events, until)
+    finally:
+        RULES = saved
