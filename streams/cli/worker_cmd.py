@@ -177,6 +177,7 @@ def run_worker(settings, rules, partitions: int) -> None:  # type: ignore[no-unt
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python (topic admin): connection chatter
     try:
         Worker(settings, rules, partitions).run()
     except Exception:

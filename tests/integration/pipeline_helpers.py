@@ -43,8 +43,11 @@ def read_topic(broker: str, topic: str, read_committed: bool = True) -> list:
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
         records = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 180
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:  # never a silent partial read
+                behind = {tp.partition: (consumer.position(tp), end[tp]) for tp in tps}
+                raise AssertionError(f"{topic}: not read to its end in 180 s (position, end): {behind}")
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
         return records
