@@ -171,9 +171,7 @@ class Worker:
     # ------------------------------------------------------------------ the loop
     def _step(self) -> None:
         self.health.beat()
-        messages = self.consumer.consume(
-            num_messages=self.settings.batch_size, timeout=self.settings.batch_window_seconds
-        )
+        messages = self._consume_batch()
         now = time.monotonic()
         if self.ticks is not None and now >= self._next_tick:
             self._tick()
@@ -183,6 +181,26 @@ class Worker:
         if now >= self._next_progress:
             self._observe_progress()
             self._next_progress = now + PROGRESS_EVERY_S
+
+    def _consume_batch(self) -> list[Any]:
+        """Up to `--batch-size` records within `--batch-window`, returned as soon as no more are waiting.
+
+        librdkafka's batch consume waits out its whole timeout unless the batch fills, which would make every
+        event of a light load wait the window: short polls instead, until the window ends or a poll comes
+        back empty after records arrived (under a backlog the batch fills at once).
+        """
+        size, window = self.settings.batch_size, self.settings.batch_window_seconds
+        deadline = time.monotonic() + window
+        messages: list[Any] = []
+        while len(messages) < size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            got = self.consumer.consume(num_messages=size - len(messages), timeout=min(left, 0.005))
+            if not got and messages:
+                break
+            messages.extend(got)
+        return messages
 
     def _process(self, messages: list[Any]) -> None:
         started = time.perf_counter()
