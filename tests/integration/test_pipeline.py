@@ -71,10 +71,12 @@ def names(unique_name, stack):
     delete_prefix(stack.redis_url, names.redis_prefix)
 
 
-def test_generated_history_matches_the_oracle(stack, names, tmp_path) -> None:
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_generated_history_matches_the_oracle(stack, names, tmp_path, guarantee: str) -> None:
     messages = eventgen.generate(seed=7, n_customers=120, start="2025-01-01", days=700, bad_per_reason=3)
     expected = model.run_messages(messages, n_partitions=PARTITIONS, clock_advance_to=CLOCK_TO)
-    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data").start()
+    args = ["--processing-guarantee", guarantee]
+    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data", extra_args=args).start()
     try:
         produce(stack.broker, names, messages)
         _clock_advance(stack, names, CLOCK_TO)
