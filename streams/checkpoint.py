@@ -36,7 +36,15 @@ FLUSH_TIMEOUT_S = 120.0
 
 
 class BatchAborted(Exception):
-    """The batch's transaction was aborted (or its records not acknowledged): nothing of it is visible."""
+    """The batch's transaction was aborted (or its records not acknowledged): nothing of it is visible.
+
+    `uncertain`: the commit request itself failed, so the broker may have committed it all the same (the
+    caller checks the group's committed offsets).
+    """
+
+    def __init__(self, message: str, uncertain: bool = False) -> None:
+        super().__init__(message)
+        self.uncertain = uncertain
 
 
 @dataclass
@@ -98,7 +106,11 @@ class Checkpoint:
                 self.producer.send_offsets_to_transaction(
                     _topic_partitions(offsets), self.consumer.consumer_group_metadata(), COMMIT_TIMEOUT_S
                 )
-                self._commit_transaction()
+                try:
+                    self._commit_transaction()
+                except KafkaException as exc:
+                    self._abort(exc)
+                    raise BatchAborted(str(exc), uncertain=True) from exc
             elif offsets:
                 self.consumer.commit(offsets=_topic_partitions(offsets), asynchronous=False)
         except KafkaException as exc:
@@ -214,15 +226,19 @@ class Checkpoint:
                 raise
 
     def _abort(self, exc: Exception | None) -> None:
+        """Abort the open transaction. A producer that cannot abort (a fatal error, or a coordinator that
+        already aborted a transaction outlasting its timeout during a broker restart) is left to the caller,
+        which renews it: `init_transactions` with the same id ends whatever the old epoch left open."""
         if not self.exactly_once:
             return
         error = exc.args[0] if exc is not None and exc.args else None
         if error is not None and hasattr(error, "fatal") and error.fatal():
-            raise FatalKafkaError(str(error)) from exc
+            log.warning("the transactional producer failed fatally (%s); it is renewed", error)
+            return
         try:
             self.producer.abort_transaction(COMMIT_TIMEOUT_S)
-        except Exception as abort_exc:  # noqa: BLE001 - cannot abort: this producer is unusable
-            raise FatalKafkaError(f"cannot abort the transaction: {abort_exc}") from abort_exc
+        except Exception as abort_exc:  # noqa: BLE001 - the caller renews the producer
+            log.warning("cannot abort the transaction (%s); the producer is renewed", abort_exc)
 
     def _write_stores(self, result: BatchResult, encoded: dict[str, bytes], delivery: _Delivery) -> None:
         changes: dict[int, StoreWrite] = {}
@@ -236,10 +252,6 @@ class Checkpoint:
             changes.setdefault(partition, StoreWrite()).checkpoint[topic] = offset + 1
         for partition, change in changes.items():
             self.stores(partition).write(change)
-
-
-class FatalKafkaError(Exception):
-    """The producer is fenced or broken: the process must restart (its transactions cannot continue)."""
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:

@@ -265,6 +265,15 @@ class Worker:
             log.warning("batch aborted (%s); its %d record(s) are handled again", exc, len(messages))
             if self.exactly_once:
                 self._renew_producer()
+            if exc.uncertain and self._committed_through(offsets):
+                # The broker committed it after all: its outputs are in Kafka. Restore the partitions from
+                # their changelogs (Redis is re-projected past its marks) and go on after the batch.
+                log.warning("the batch had committed after all: restoring its partitions from the changelogs")
+                partitions = sorted({partition for _, partition in offsets})
+                self.owned.lose(partitions)
+                self.owned.assign(self.consumer, partitions)
+                metrics.count_batch(result)
+                return
             self._rewind(firsts)
             return
         finally:
@@ -290,6 +299,14 @@ class Worker:
         self.producer.init_transactions(120)  # raises after 120 s: the worker exits (70) and is restarted
         self.checkpoint.producer = self.producer
         log.info("transactional producer renewed after an aborted batch")
+
+    def _committed_through(self, offsets: dict[tuple[str, int], int]) -> bool:
+        """Whether the group's committed offsets (a stable read) are the batch's end offsets."""
+        from confluent_kafka import TopicPartition
+
+        wanted = [TopicPartition(topic, partition) for topic, partition in offsets]
+        found = self.consumer.committed(wanted, timeout=60)
+        return all(tp.offset == offsets[(tp.topic, tp.partition)] for tp in found)
 
     def _rewind(self, firsts: dict[tuple[str, int], int]) -> None:
         from confluent_kafka import TopicPartition
