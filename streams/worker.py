@@ -337,6 +337,7 @@ class Worker:
         self.health.assigned_once = True
         self.health.redis_ok = self.projection.ping()
         self._pending_checks = list(partitions)
+        self._next_tick = 0.0  # record the wall clock on the new partitions at once
         self._export_partition_gauges(partitions)
         self.health.progress.restart_clocks(time.monotonic())
 
