@@ -24,6 +24,8 @@ def private_stack() -> Iterator[PrivateStack]:
     """Our own Kafka + Redis (other ports, own state dir): the only servers this suite restarts."""
     stack = PrivateStack()
     stack.start()
+    if os.environ.get("FAULTS_KEEP_TOPICS") != "1":
+        stack.delete_leftover_topics()
     try:
         yield stack
     finally:

@@ -8,6 +8,7 @@ one input topic only, and gap-free `seq` per customer and dimension for everyone
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -19,8 +20,10 @@ import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +63,12 @@ def env_float(name: str, default: float) -> float:
 class ReplayConfig:
     """Sizes of one fault run; every field has an environment variable (see docs/RELIABILITY.md)."""
 
-    customers: int = field(default_factory=lambda: env_int("FAULTS_CUSTOMERS", 2200))
+    customers: int = field(default_factory=lambda: env_int("FAULTS_CUSTOMERS", 1200))
     days: int = field(default_factory=lambda: env_int("FAULTS_DAYS", 730))
     start: str = "2024-01-01"
     partitions: int = field(default_factory=lambda: env_int("FAULTS_PARTITIONS", 6))
     seed: int = field(default_factory=lambda: env_int("FAULTS_SEED", random.randrange(1, 10**6)))
-    produce_seconds: float = field(default_factory=lambda: env_float("FAULTS_PRODUCE_SECONDS", 100))
+    produce_seconds: float = field(default_factory=lambda: env_float("FAULTS_PRODUCE_SECONDS", 60))
     kills: int = field(default_factory=lambda: env_int("FAULTS_KILLS", 6))
     redis_down_seconds: float = field(default_factory=lambda: env_float("FAULTS_REDIS_DOWN_SECONDS", 8))
     kafka_down_seconds: float = field(default_factory=lambda: env_float("FAULTS_KAFKA_DOWN_SECONDS", 3))
@@ -174,6 +177,23 @@ class PacedProducer(threading.Thread):
 
 
 # ------------------------------------------------------------------------------------------------ workers
+def stack_dump(pid: int) -> str:
+    """The Python stacks of a worker (py-spy, if installed: FAULTS_PY_SPY or on PATH), for the evidence of a
+    stall; empty when py-spy is not available."""
+    import shutil
+
+    tool = os.environ.get("FAULTS_PY_SPY") or shutil.which("py-spy")
+    if not tool:
+        return ""
+    try:
+        result = subprocess.run(
+            [tool, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"py-spy failed: {exc!r}"
+    return result.stdout + result.stderr
+
+
 def parse_metrics(text: str) -> Counter[tuple[str, tuple[tuple[str, str], ...]]]:
     out: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
     for name, labels, value in METRIC_LINE.findall(text):
@@ -182,7 +202,7 @@ def parse_metrics(text: str) -> Counter[tuple[str, tuple[tuple[str, str], ...]]]
 
 
 LIVENESS_STALL_SECONDS = 30  # the workers' --stall-seconds (production default: 300)
-SELF_EXIT_CODE = 70
+UNRECOVERABLE_EXIT_CODE = 70  # `segmenter worker` exits 70 on an error it cannot recover from
 LIVENESS_FAILURES = 3  # consecutive failed /healthz polls (1 s apart) before a restart
 
 
@@ -196,6 +216,7 @@ class Slot:
     expected_down: bool = True  # True while not running or while we are stopping/killing it
     needs_restart: bool = False  # refused to start while Redis was down: start again once it is back
     liveness_failures: int = 0
+    last_health: str = ""  # the text of the last failing /healthz answer
     starts: list[float] = field(default_factory=list)
 
     def start(self) -> None:
@@ -221,7 +242,9 @@ class Fleet:
         self.unexpected_exits: list[str] = []
         # Workers restarted because /healthz reported a stalled partition (what a liveness probe does).
         self.liveness_restarts: list[str] = []
-        self.self_exits: list[str] = []  # exit 70: a batch given up without committing (streams/app.py)
+        # Wall-clock times (time.time()) of the moments a worker could leave a batch half done: kill -9 and
+        # liveness restarts (SIGKILL after 30 s). at_least_once duplicates must follow one of them.
+        self.interruptions: list[float] = []
         # Exits at start-up because Kafka or Redis did not answer (by design: one line, exit 1); restarted
         # once the server is back.
         self.refused_starts: list[str] = []
@@ -274,6 +297,7 @@ class Fleet:
         with self._lock:
             slot.expected_down = True
             self._scrape(slot)
+            self.interruptions.append(time.time())
             slot.worker.stop(kill=True)
         self.note(f"kill -9 {name}#{slot.incarnation}")
 
@@ -285,6 +309,8 @@ class Fleet:
         started = time.monotonic()
         slot.worker.stop(kill=False)  # SIGTERM, SIGKILL after 30 s
         code = slot.worker.process.returncode if slot.worker.process else None
+        if code == -9:
+            self.interruptions.append(time.time())
         how = "needed SIGKILL after 30 s" if code == -9 else f"exit {code}"
         self.note(f"stop {name}#{slot.incarnation}: {how} in {time.monotonic() - started:.1f}s")
 
@@ -306,9 +332,16 @@ class Fleet:
                 for slot in self.slots.values():
                     if slot.alive() and not slot.expected_down and self._failing_liveness(slot):
                         label = f"{slot.name}#{slot.incarnation}"
-                        self.liveness_restarts.append(label)
-                        self.note(f"liveness probe failed {LIVENESS_FAILURES}x on {label}: restart")
+                        self.liveness_restarts.append(f"{label}: {slot.last_health}")
+                        if slot.worker.process is not None:
+                            dump = stack_dump(slot.worker.process.pid)
+                            if dump:
+                                path = self.root / f"stack-{slot.name}-{slot.incarnation}.txt"
+                                path.write_text(dump)
+                                self.note(f"stacks of {label}: {path}")
+                        self.note(f"liveness probe failed on {label}: restart ({slot.last_health})")
                         slot.expected_down = True
+                        self.interruptions.append(time.time())
                         slot.worker.stop(kill=False)
                         slot.start()
                         self.note(f"start {slot.name}#{slot.incarnation}")
@@ -318,20 +351,21 @@ class Fleet:
                         slot.expected_down = True
                         code = slot.worker.process.returncode if slot.worker.process else None
                         label = f"{slot.name}#{slot.incarnation} exit {code}"
-                        if code == SELF_EXIT_CODE:
-                            # The worker gave up a batch it could not make durable (by design, no commit
-                            # follows): an orchestrator restarts it, so does the harness.
-                            self.self_exits.append(label)
-                            self.note(f"{label}: exit {code}, gave up a batch (restarted)")
-                            slot.start()
-                            self.note(f"start {slot.name}#{slot.incarnation}")
-                        elif self._refused_start(slot):
+                        if code == UNRECOVERABLE_EXIT_CODE:
+                            label += " (unrecoverable error)"
+                        if self._refused_start(slot):
                             slot.needs_restart = True
                             self.refused_starts.append(label)
                             self.note(f"{label}: refused to start while a server was down (restarted later)")
                         else:
-                            self.unexpected_exits.append(label)
-                            self.note(f"UNEXPECTED EXIT {label}")
+                            # Exit 70 (an unrecoverable error) or anything else is a failure of the run;
+                            # the worker is restarted, as an orchestrator would, so the run goes on.
+                            tail = " | ".join(slot.worker.log_tail(8).splitlines())[-1500:]
+                            self.unexpected_exits.append(f"{label}: {tail}")
+                            self.note(f"UNEXPECTED EXIT {label} (restarted)")
+                            self.interruptions.append(time.time())
+                            slot.start()
+                            self.note(f"start {slot.name}#{slot.incarnation}")
             self._stop.wait(1.0)
 
     def _failing_liveness(self, slot: Slot) -> bool:
@@ -340,8 +374,9 @@ class Fleet:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{slot.worker.port}/healthz", timeout=2):
                 slot.liveness_failures = 0
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as exc:
             slot.liveness_failures += 1
+            slot.last_health = exc.read().decode(errors="replace").strip()[:300]
         except OSError:
             pass
         if slot.liveness_failures >= LIVENESS_FAILURES:
@@ -351,9 +386,13 @@ class Fleet:
 
     def server_down(self, server: str) -> None:
         self.down_windows[server] = (time.monotonic(), float("inf"))
+        if server == "kafka":  # a batch whose sends fail is aborted; without transactions it is half written
+            self.interruptions.append(time.time())
 
     def server_back(self, server: str, grace: float = 15.0) -> None:
         self.down_windows[server] = (self.down_windows[server][0], time.monotonic() + grace)
+        if server == "kafka":
+            self.interruptions.append(time.time())
 
     def _refused_start(self, slot: Slot) -> bool:
         tail = slot.worker.log_tail(5)
@@ -376,9 +415,12 @@ class Fleet:
 
     def close(self) -> None:
         self._stop.set()
-        for slot in self.slots.values():
-            slot.expected_down = True
-            slot.worker.stop(kill=False)
+        if self._poller.is_alive():  # it may be restarting a worker: let it finish, then stop everyone
+            self._poller.join(timeout=120)
+        with self._lock:
+            for slot in self.slots.values():
+                slot.expected_down = True
+                slot.worker.stop(kill=False)
 
     def totals(self) -> Counter:
         """Counters summed over every incarnation's last scrape (a killed one loses < 1 s of counts)."""
@@ -411,7 +453,10 @@ def code_version() -> str:
         return result.stdout.strip()
 
     dirty = git("status", "--porcelain", "--", "segmenter", "streams", "state")
-    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
+    if not dirty:
+        return git("rev-parse", "--short", "HEAD")
+    diff = hashlib.sha256(git("diff", "HEAD", "--", "segmenter", "streams", "state").encode()).hexdigest()
+    return f"{git('rev-parse', '--short', 'HEAD')} + uncommitted changes (diff sha256 {diff[:10]})"
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 1.0) -> float:
@@ -426,6 +471,51 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
         if time.monotonic() - started > timeout:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{last_error}")
         time.sleep(interval)
+
+
+# ------------------------------------------------------------------------------------------------ oracle
+def start_oracle(
+    messages: Sequence[model.Message], partitions: int, clock_to: str
+) -> tuple[ProcessPoolExecutor, list[Future]]:
+    """The oracle (slow, literal) per partition in two forked processes, while the replay goes on."""
+    pool = ProcessPoolExecutor(2, mp_context=get_context("fork"))
+    by_partition = model.split_by_partition(messages, partitions)
+    futures = [
+        pool.submit(model.run_partition, by_partition[p], clock_to, partition=p) for p in sorted(by_partition)
+    ]
+    return pool, futures
+
+
+def stop_oracle(pool: ProcessPoolExecutor) -> None:
+    """Do not wait for an oracle a failed run no longer needs: end its processes."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+
+
+def oracle_result(futures: Sequence[Future], timeout: float) -> model.Result:
+    """Merge the partitions' results like `model.run_partitions`."""
+    deadline = time.monotonic() + timeout
+    result = model.Result()
+    for future in futures:
+        part = future.result(timeout=max(1.0, deadline - time.monotonic()))
+        clash = set(result.final) & set(part.final)
+        assert not clash, f"customers applied on more than one partition: {sorted(clash)[:5]}"
+        result.transitions += part.transitions
+        result.transition_features += part.transition_features
+        result.outcomes += part.outcomes
+        result.dead_letter_reasons += part.dead_letter_reasons
+        result.dead_letters += part.dead_letters
+        result.dead_letter_sources += part.dead_letter_sources
+        result.message_outcomes += part.message_outcomes
+        result.final.update(part.final)
+        result.watermarks.update(part.watermarks)
+    result.tier_counts = model._tier_counts(result.final)
+    return result
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -449,24 +539,41 @@ class Findings:
         self.figures[f"problems.{kind}"] = self.figures.get(f"problems.{kind}", 0) + 1
 
 
-def check_transitions(records: list, expected: model.Result, single: set[str], findings: Findings) -> None:
-    """seq 1..n per customer and dimension; exact duplicates counted apart; oracle equality where defined."""
-    first: dict[tuple[str, str, int], tuple[bytes, tuple]] = {}
+def check_transitions(
+    records: list,
+    expected: model.Result,
+    single: set[str],
+    findings: Findings,
+    interruptions: Sequence[float] | None = None,
+) -> None:
+    """Every (customer, dimension, seq) once, seq 1..n gap-free, from/to chained, oracle equality.
+
+    `interruptions` None (exactly_once): any repeated (customer, dimension, seq) is a problem, byte-identical
+    or not. A list of wall-clock times (at_least_once): a repeat is allowed only when its first copy was
+    written in the batch a kill -9 (or a broker outage) cut, i.e. in the DUPLICATE_WINDOW_S before one of
+    them; any other repeat is a problem (`unexplained_duplicate`).
+    """
+    first: dict[tuple[str, str, int], tuple[bytes, tuple, int]] = {}
     streams: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    exact_duplicates = 0
+    exact_duplicates = conflicting = explained = 0
     for record in records:
         change = orjson.loads(record.value)
         key = (change["customer_id"], change["dimension"], change["seq"])
         ident = (record.value, tuple(record.headers or ()))
         if key in first:
-            if first[key] == ident:
-                exact_duplicates += 1
+            identical = first[key][:2] == ident
+            exact_duplicates += identical
+            conflicting += not identical
+            what = "byte-identical" if identical else f"{first[key][0][:160]!r} vs {record.value[:160]!r}"
+            stamps = f"written at {first[key][2] / 1000:.1f} and {record.timestamp / 1000:.1f}"
+            if interruptions is None:
+                findings.problem("duplicate", f"{key} {what}, {stamps}")
+            elif _after_interruption(first[key][2] / 1000, interruptions):
+                explained += 1
             else:
-                findings.problem(
-                    "conflicting_duplicate", f"{key}: {first[key][0][:200]!r} vs {record.value[:200]!r}"
-                )
+                findings.problem("unexplained_duplicate", f"{key} {what}, {stamps}")
             continue
-        first[key] = ident
+        first[key] = (*ident, record.timestamp)
         streams[key[:2]].append(change)
         if record.key != change["customer_id"].encode():
             findings.problem("tier_change_key", f"{key}: key {record.key!r}")
@@ -475,6 +582,8 @@ def check_transitions(records: list, expected: model.Result, single: set[str], f
     findings.figures["transitions_read"] = len(records)
     findings.figures["transitions_unique"] = len(first)
     findings.figures["transitions_exact_duplicates"] = exact_duplicates
+    findings.figures["transitions_conflicting_duplicates"] = conflicting
+    findings.figures["transitions_duplicates_after_interruptions"] = explained
     findings.figures["streams"] = len(streams)
     for (customer_id, dimension), stream in streams.items():
         seqs = [c["seq"] for c in stream]
@@ -515,6 +624,13 @@ def check_transitions(records: list, expected: model.Result, single: set[str], f
                 )
     findings.figures["transitions_compared_exactly"] = compared
     findings.figures["single_topic_customers"] = len(single)
+
+
+DUPLICATE_WINDOW_S = 60.0  # a batch cut by a kill was written at most this long before it (generous)
+
+
+def _after_interruption(written_at: float, interruptions: Sequence[float]) -> bool:
+    return any(at - DUPLICATE_WINDOW_S <= written_at <= at + 2.0 for at in interruptions)
 
 
 def check_redis(
@@ -682,8 +798,10 @@ def metric_sums(totals: Counter, names: Names) -> dict[str, float]:
             out["transitions"] += value
         elif metric == "segmenter_redis_errors_total":
             out["redis_errors"] += value
-        elif metric == "segmenter_missed_records_recovered_total":
-            out[f"missed_records_recovered.{kind.get(labels_d.get('topic'), 'control')}"] += value
+        elif metric == "segmenter_transactions_aborted_total":
+            out["transactions_aborted"] += value
+        elif metric == "segmenter_restored_records_total":
+            out["restored_records"] += value
     return dict(out)
 
 

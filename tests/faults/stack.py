@@ -67,6 +67,8 @@ class PrivateStack:
             "KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "REDIS_PORT": str(self.redis_port),
             "SEGMENTER_STATE": str(self.state),
+            # A broker with many partitions on a loaded 2-core machine took 70 s to listen again.
+            "KAFKA_START_TIMEOUT": os.environ.get("KAFKA_START_TIMEOUT") or "240",
         }
 
     def _stack(self, *args: str) -> None:
@@ -96,6 +98,19 @@ class PrivateStack:
 
     def stop(self) -> None:
         self._stack("stop")
+
+    def delete_leftover_topics(self) -> int:
+        """Delete the topics earlier sessions left on *our* broker (it restarts slower with every one)."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=[self.broker], request_timeout_ms=60_000)
+        try:
+            names = [t for t in admin.list_topics() if not t.startswith("__")]
+            for start in range(0, len(names), 50):
+                admin.delete_topics(names[start : start + 50], timeout_ms=60_000)
+            return len(names)
+        finally:
+            admin.close()
 
     # -- pids recorded by stack.sh in our state directory, checked before any signal -------------------
     def _pid(self, pidfile: Path, must_contain: str) -> int:

@@ -1,12 +1,12 @@
 """`clock advance` issued while no worker runs, after every input was processed and committed.
 
-Found by the fault replay: the advance carries the input end offsets it must wait for (`after`). A worker
-that gains the partition without reading any input learns its offsets only from
-`app.consumer._committed_offset` in `on_rebalance_complete` (streams/app.py), which does not hold the newly
-assigned input partitions at that moment; the advance stays in `PartitionClock.pending` for ever (the
-2-second re-check timer re-tests the same offsets), so the time-driven transitions never happen on that
-partition. In the fault replay (run 2, at_least_once) partition 0 kept its advance pending with every input
-committed; 13 customers were left in stale tiers.
+The advance carries the input end offsets it must wait for (`after`); a worker that gains the partition
+without reading any input knows its offsets only from the group's committed offsets, which the assignment
+seeds into the engine (`streams/partitions.py: OwnedPartitions.assign`) before the control record is
+handled. History: with Faust the newly assigned partitions' offsets were missing at that moment and the
+advance stayed pending for ever (13 customers left in stale tiers in a fault replay); this test reproduces
+the situation: worker A processes and commits a purchase and stops, `clock advance` is issued, worker B
+starts and must apply it (the customer churns).
 """
 
 from __future__ import annotations

@@ -3,8 +3,17 @@
 Faults, at points of the replay chosen from the seed (progress = share of the history produced so far):
 kill -9 of a worker (FAULTS_KILLS times, each restarted after 0.5-5 s), one restart of the Kafka broker,
 Redis stopped for FAULTS_REDIS_DOWN_SECONDS while producing continues (Redis comes back empty: it runs
-without persistence) followed by FLUSHALL and `segmenter redis rebuild --yes`, and a third worker added
-then removed (two extra rebalances). All of it on a private Kafka + Redis (tests/faults/stack.py).
+without persistence) followed by FLUSHALL and `segmenter redis rebuild --yes` while the workers run, and a
+third worker added then removed (two extra rebalances). All of it on a private Kafka + Redis
+(tests/faults/stack.py).
+
+exactly_once is strict: the tier-changes topic, read with read_committed, holds every (customer, dimension,
+seq) exactly once, gap-free, and the dead-letter topic every bad message exactly once. at_least_once is
+checked as strictly everywhere its design promises it (tables, Redis, dead letters present, offsets); on the
+output topics it may show what streams/checkpoint.py documents for a batch cut while being written: repeated
+tier changes or dead letters whose first copy was written just before a kill -9 or a broker outage, and
+tier changes lost from such a batch (seq gaps and what follows from them). Those are reported as
+`allowed_at_least_once`, never silently.
 
 Run: `pytest -m faults tests/faults` (sizes and the guarantees tried: see docs/RELIABILITY.md).
 """
@@ -17,9 +26,7 @@ import os
 import random
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from multiprocessing import get_context
 
 import pytest
 
@@ -40,21 +47,32 @@ from tests.faults.harness import (
     end_offsets,
     lag,
     metric_sums,
+    oracle_result,
     read_all,
     single_topic_customers,
+    start_oracle,
+    stop_oracle,
     wait_for,
 )
 from tests.integration.pipeline_helpers import redis_state, wait_until_quiet
 from tests.integration.workerproc import Names
-from tests.oracle import eventgen, model
+from tests.oracle import eventgen
 
 pytestmark = pytest.mark.faults
 
-# exactly_once is opt-in (FAULTS_GUARANTEES=at_least_once,exactly_once): with Faust 0.15.3 it is known not to
-# hold (docs/RELIABILITY.md), so running it by default would only measure that again.
-GUARANTEES = [g for g in (os.environ.get("FAULTS_GUARANTEES") or "at_least_once").split(",") if g]
-STORES = [s for s in (os.environ.get("FAULTS_STORES") or "memory,rocksdb").split(",") if s]
+# guarantee/store pairs: both guarantees and both stores in three replays (each ~5 min on 2 cores).
+MATRIX = [
+    tuple(pair.split("/"))
+    for pair in (
+        os.environ.get("FAULTS_MATRIX") or "exactly_once/memory,exactly_once/rocksdb,at_least_once/memory"
+    ).split(",")
+    if pair
+]
 WORKERS = ("w1", "w2")
+# What a batch cut while being written can leave on the tier-changes topic without transactions
+# (streams/checkpoint.py): lost tier changes show as gaps, and through them as a broken from/to chain, a
+# wrong last tier on the topic and a single-topic sequence that differs from the oracle's.
+AT_LEAST_ONCE_LOSSES = ("seq_gap", "from_to_chain", "final_tier_in_topic", "single_topic_sequence")
 
 
 def _plan(config: ReplayConfig, rng: random.Random) -> list[tuple[float, str]]:
@@ -64,8 +82,7 @@ def _plan(config: ReplayConfig, rng: random.Random) -> list[tuple[float, str]]:
 
 
 @pytest.mark.timeout(3600)
-@pytest.mark.parametrize("store", STORES)
-@pytest.mark.parametrize("guarantee", GUARANTEES)
+@pytest.mark.parametrize(("guarantee", "store"), MATRIX, ids=["-".join(pair) for pair in MATRIX])
 def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str, store: str) -> None:
     config = ReplayConfig()
     rng = random.Random(config.seed)
@@ -87,9 +104,7 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
         config.seed, config.customers, config.start, config.days, bad_per_reason=config.bad_per_reason
     )
     figures["messages"] = len(messages)
-    # The oracle (slow, literal) runs in a forked process while the replay goes on.
-    pool = ProcessPoolExecutor(1, mp_context=get_context("fork"))
-    oracle_future = pool.submit(model.run_messages, messages, config.partitions, config.clock_to)
+    pool, oracle_futures = start_oracle(messages, config.partitions, config.clock_to)
 
     fleet = Fleet(broker, redis_url, names, tmp_path, guarantee, store)
     fleet.live_log = report_dir / "live.log"
@@ -133,6 +148,8 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
                 fleet.note("redis back (empty)")
                 fleet.restart_refused()
                 time.sleep(2)
+                # With the workers running: `redis rebuild` holds their writes while it runs (060f4b5; before,
+                # records, sets and counts could end up apart: fault-findings F2).
                 private_stack.flushall()
                 started = time.monotonic()
                 rebuild = cli(["redis", "rebuild", "--yes"], names, broker, redis_url)
@@ -171,7 +188,8 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
         advance = cli(["clock", "advance", "--to", config.clock_to], names, broker, redis_url)
         assert advance.returncode == 0, advance.stderr
         fleet.note("clock advance sent")
-        expected: model.Result = oracle_future.result(timeout=900)
+        expected = oracle_result(oracle_futures, timeout=900)
+        fleet.note("oracle done")
         try:
             waited = wait_for(
                 lambda: redis_state(redis_url, names.redis_prefix)[1] == expected.tier_counts,
@@ -200,12 +218,12 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
         fleet.note(f"committed offsets behind on {len(behind)} partition(s)")
     finally:
         fleet.close()
-        pool.shutdown(cancel_futures=True)
+        stop_oracle(pool)
     figures["replay_seconds"] = round(time.monotonic() - run_started, 1)
     figures["incarnations"] = {name: slot.incarnation for name, slot in fleet.slots.items()}
     figures["unexpected_exits"] = fleet.unexpected_exits
     figures["liveness_restarts"] = fleet.liveness_restarts
-    figures["self_exits"] = fleet.self_exits
+    figures["interruptions"] = len(fleet.interruptions)
     figures["refused_starts_server_down"] = fleet.refused_starts
     figures["timeline"] = fleet.events
     figures["metrics_summed_over_incarnations"] = metric_sums(fleet.totals(), names)
@@ -217,11 +235,20 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
 
     # ---- checks ------------------------------------------------------------------------------------
     single = single_topic_customers(messages)
-    check_transitions(read_all(broker, names.tier_changes), expected, single, findings)
+    strict = guarantee == "exactly_once"
+    check_transitions(
+        read_all(broker, names.tier_changes),
+        expected,
+        single,
+        findings,
+        interruptions=None if strict else fleet.interruptions,
+    )
     check_redis(redis_url, names.redis_prefix, expected, single, findings)
     check_dead_letters(
         read_all(broker, names.dead_letters), expected, {names.purchases, names.interactions}, findings
     )
+    if strict and figures["dead_letters_duplicates"]:
+        findings.problem("dead_letter_duplicates", f"{figures['dead_letters_duplicates']} repeated")
     check_tables(broker, names.app_id, applied_events(messages), findings)
     redis_check = cli(["redis", "check"], names, broker, redis_url)
     figures["redis_check"] = {
@@ -232,10 +259,12 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
         findings.problem("redis_check", redis_check.stdout[-500:] + redis_check.stderr[-500:])
     if figures["input_records"] != len(messages):
         findings.problem("input_records", f"{figures['input_records']} records for {len(messages)} messages")
-    if guarantee == "exactly_once" and figures.get("transitions_exact_duplicates"):
-        findings.problem(
-            "exactly_once_duplicates", f"{figures['transitions_exact_duplicates']} repeated tier changes"
-        )
+    if not strict and fleet.interruptions:
+        allowed = {
+            kind: findings.problems.pop(kind) for kind in AT_LEAST_ONCE_LOSSES if kind in findings.problems
+        }
+        figures["allowed_at_least_once"] = {kind: figures[f"problems.{kind}"] for kind in allowed}
+        figures["allowed_at_least_once_examples"] = allowed
     for exit_ in fleet.unexpected_exits:
         findings.problem("unexpected_exit", exit_)
     if producer.errors:
@@ -246,5 +275,5 @@ def test_replay_under_faults(private_stack, report_dir, tmp_path, guarantee: str
     report = report_dir / f"replay-{guarantee}-{store}-{config.seed}-{int(time.time())}.json"
     report.write_text(json.dumps(figures, indent=2, default=str))
     print(f"\nfault replay report: {report}")
-    assert kills >= min(5, config.kills), f"only {kills} kills happened"
+    assert kills == config.kills, f"only {kills} of {config.kills} kills happened"
     assert not findings.problems, f"{sorted(findings.problems)} (report: {report})"

@@ -1,11 +1,11 @@
 """Minimal reproductions of what the fault replay found, without a broker (marker `faults`, fast).
 
-At-least-once recovery re-delivers the input records processed after the group's last committed offset,
-while the customers table (its changelog) already holds their effects. The engine recognises a record it
-has already applied only through the event-id de-dup, which holds for `dedupe_horizon` (7 days of event
-time) behind the customer's newest event. A worker that catches up on a backlog covers far more than 7 days
-of event time between two commits (and a commit that fails in a rebalance widens the window), so a crash
-re-applies such events a second time: lifetime totals, windows and tiers count them twice.
+A replay after a crash re-delivers the input records after the group's last committed offset. With
+exactly_once their effects were aborted with the batch, but with at_least_once (a crash between the flush
+and the offset commit) the changelog may already hold them. The event-id de-dup alone holds only for
+`dedupe_horizon` (7 days of event time) behind the customer's newest event, while a worker catching up on a
+backlog covers far more event time per batch; each state therefore records the offset of the last record it
+applied per input topic, and a record at or before it is a duplicate.
 """
 
 from __future__ import annotations
