@@ -113,10 +113,6 @@ class BatchResult:
     outcomes: Counter[tuple[str, str]]
     event_times: list[int]
 
-    @property
-    def empty(self) -> bool:
-        return not (self.transitions or self.dead_letters or self.customers or self.clocks or self.outcomes)
-
 
 CustomerTable = MutableMapping[str, CustomerState]
 

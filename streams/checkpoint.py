@@ -100,7 +100,7 @@ class Checkpoint:
         try:
             if self.exactly_once:
                 self.producer.begin_transaction()
-            encoded = self._produce(result, delivery)
+            changes = self._produce(result, delivery)
             self._flush(delivery)
             if self.exactly_once:
                 self.producer.send_offsets_to_transaction(
@@ -130,14 +130,17 @@ class Checkpoint:
             log.warning("Redis lost the projection (its marks are gone): re-projecting every owned customer")
             self.reproject_all()
             self.projection.write(result.records, self.dimensions, projected)
-        self._write_stores(result, encoded, delivery)
+        self._write_stores(changes, delivery)
 
     # ------------------------------------------------------------------ steps
-    def _produce(self, result: BatchResult, delivery: _Delivery) -> dict[str, bytes]:
-        encoded: dict[str, bytes] = {}
+    def _produce(self, result: BatchResult, delivery: _Delivery) -> dict[int, StoreWrite]:
+        """Send the batch's records; return, per partition, the store writes of the same encoded bytes."""
+        changes: dict[int, StoreWrite] = {}
         last_of: dict[int, str] = {}
         for customer_id, state in result.customers.items():
-            encoded[customer_id] = encode_customer(state)
+            change = changes.setdefault(state.partition, StoreWrite())
+            change.customers[customer_id] = encode_customer(state)
+            change.due[customer_id] = state.next_due
             last_of[state.partition] = customer_id
         for customer_id, state in result.customers.items():
             headers = None if state.next_due is None else [(DUE_HEADER, str(state.next_due).encode())]
@@ -145,16 +148,18 @@ class Checkpoint:
             self._send(
                 self.changelogs.customers,
                 customer_id.encode(),
-                encoded[customer_id],
+                changes[state.partition].customers[customer_id],
                 headers,
                 state.partition,
                 delivery.callback if last else delivery.failure,
             )
         for partition, clock in result.clocks.items():
+            change = changes.setdefault(partition, StoreWrite())
+            change.clock = encode_clock(clock)
             self._send(
                 self.changelogs.clocks,
                 str(partition).encode(),
-                encode_clock(clock),
+                change.clock,
                 None,
                 partition,
                 delivery.callback,
@@ -177,7 +182,7 @@ class Checkpoint:
                 None,
                 delivery.failure,
             )
-        return encoded
+        return changes
 
     def _send(
         self,
@@ -240,14 +245,7 @@ class Checkpoint:
         except Exception as abort_exc:  # noqa: BLE001 - the caller renews the producer
             log.warning("cannot abort the transaction (%s); the producer is renewed", abort_exc)
 
-    def _write_stores(self, result: BatchResult, encoded: dict[str, bytes], delivery: _Delivery) -> None:
-        changes: dict[int, StoreWrite] = {}
-        for customer_id, state in result.customers.items():
-            change = changes.setdefault(state.partition, StoreWrite())
-            change.customers[customer_id] = encoded[customer_id]
-            change.due[customer_id] = state.next_due
-        for partition, clock in result.clocks.items():
-            changes.setdefault(partition, StoreWrite()).clock = encode_clock(clock)
+    def _write_stores(self, changes: dict[int, StoreWrite], delivery: _Delivery) -> None:
         for (topic, partition), offset in delivery.last.items():
             changes.setdefault(partition, StoreWrite()).checkpoint[topic] = offset + 1
         for partition, change in changes.items():

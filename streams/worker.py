@@ -338,16 +338,16 @@ class Worker:
         self.health.redis_ok = self.projection.ping()
         self._pending_checks = list(partitions)
         self._next_tick = 0.0  # record the wall clock on the new partitions at once
-        self._export_partition_gauges(partitions)
+        self._export_partition_gauges()
         self.health.progress.restart_clocks(time.monotonic())
 
     def _on_revoke(self, consumer: Any, assignment: list[Any]) -> None:
         self.owned.revoke({tp.partition for tp in assignment})
-        self._export_partition_gauges(())
+        self._export_partition_gauges()
 
     def _on_lost(self, consumer: Any, assignment: list[Any]) -> None:
         self.owned.lose({tp.partition for tp in assignment})
-        self._export_partition_gauges(())
+        self._export_partition_gauges()
 
     # ------------------------------------------------------------------ time and observability
     def _tick(self) -> None:
@@ -390,7 +390,7 @@ class Worker:
             if micros is not None:
                 metrics.WATERMARK.labels(str(partition)).set(micros / 1e6)
 
-    def _export_partition_gauges(self, partitions: Iterable[int]) -> None:
+    def _export_partition_gauges(self) -> None:
         """After a rebalance: the counts of the partitions owned now, the watermarks of the new ones."""
         self._export_tier_counts()
         metrics.WATERMARK.clear()
