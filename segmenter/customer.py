@@ -44,6 +44,11 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     # Offset of the last record applied per input topic ("purchases"/"interactions"): written with the state
     # in one changelog record, so records redelivered after a crash are recognised whatever their age.
     offsets: dict[str, int] = msgspec.field(default_factory=dict)
+    # The predictive summary (SPEC section 12) as of any day, whatever the arrival order: every distinct day
+    # with a purchase event over the lifetime, ascending, and that day's purchase total in cents (refunds play
+    # no part). Never pruned: one int pair per purchase day.
+    purchase_days: list[int] = msgspec.field(default_factory=list)
+    purchase_day_cents: list[int] = msgspec.field(default_factory=list)
 
     @property
     def first_purchase_day(self) -> int | None:
@@ -79,6 +84,7 @@ def apply_event(state: CustomerState, event: Event, horizon_micros: int) -> None
         )
         state.lifetime_purchases += 1
         state.lifetime_cents += event.amount_cents
+        _add_to_buckets(state.purchase_days, (state.purchase_day_cents,), event.day, (event.amount_cents,))
         if state.first_purchase_ts is None or event.ts_micros < state.first_purchase_ts:
             state.first_purchase_ts, state.first_purchase_at = event.ts_micros, event.ts
         if state.last_purchase_ts is None or event.ts_micros > state.last_purchase_ts:
