@@ -88,7 +88,8 @@ def action_lines(event: dict[str, Any]) -> Iterator[str]:
                 "from": event.get("from"),
                 "to": event.get("to"),
                 "at": event.get("at"),
-                "reason": event.get("reason"),
+                "reason": event.get("reason"),  # a rules change (rules_changed) may deserve no campaign
+                "when": event.get("when"),  # the condition of the tier entered: why, for the campaign copy
                 "event_id": event.get("event_id"),
             },
             separators=(",", ":"),

@@ -22,8 +22,16 @@ class PartitionClock(msgspec.Struct, omit_defaults=True):
     # Customers of this partition per dimension and tier: kept with the clock so that a worker knows its
     # partitions' counts (the `segmenter_customers` gauge) without decoding every customer.
     tier_counts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    # The rules in effect since the partition's last `rules` control record (SPEC section 13): its text and
+    # version. None: the worker's start-up rules.
+    rules_text: str | None = None
+    rules_version: str | None = None
+    # `rules` records waiting, like `pending`, for the inputs to reach the offsets they were issued at:
+    # (text, version, issued_at, {input topic: next offset}).
+    pending_rules: list[tuple[str, str, str, dict[str, int]]] = msgspec.field(default_factory=list)
 
-    def count_move(self, dimension: str, from_tier: str | None, to_tier: str) -> None:
+    def count_move(self, dimension: str, from_tier: str | None, to_tier: str | None) -> None:
+        """One customer moves between tiers (None: unclassified, or its dimension was removed)."""
         counts = self.tier_counts.setdefault(dimension, {})
         if from_tier is not None:
             left = counts.get(from_tier, 0) - 1
@@ -31,7 +39,10 @@ class PartitionClock(msgspec.Struct, omit_defaults=True):
                 counts[from_tier] = left
             else:
                 counts.pop(from_tier, None)
-        counts[to_tier] = counts.get(to_tier, 0) + 1
+        if to_tier is not None:
+            counts[to_tier] = counts.get(to_tier, 0) + 1
+        elif not counts:
+            del self.tier_counts[dimension]
 
     def watermark_micros(self) -> int | None:
         candidates = []

@@ -14,6 +14,22 @@ from segmenter.events import Event
 from segmenter.timeutil import MICROS_PER_DAY, day_of_micros
 
 
+class Emitted(msgspec.Struct, array_like=True, frozen=True):
+    """A tier change of the customer's latest batch, kept with its state until Redis has it (SPEC 14).
+
+    `version` is the record version written with it: a projection pushes to history and flows only the
+    changes newer than the record Redis holds, so a re-projection after a crash adds the missing ones and a
+    replay adds nothing. `day` is the UTC day of its `at` (the flows key).
+    """
+
+    version: int
+    day: int
+    dimension: str
+    from_tier: str | None
+    to_tier: str
+    body: bytes
+
+
 class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     """Everything the segmenter keeps about one customer; stored in the table, encoded with msgpack."""
 
@@ -49,6 +65,8 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     # no part). Never pruned: one int pair per purchase day.
     purchase_days: list[int] = msgspec.field(default_factory=list)
     purchase_day_cents: list[int] = msgspec.field(default_factory=list)
+    # The tier changes of the latest batch that touched this customer (see `Emitted`).
+    emitted: list[Emitted] = msgspec.field(default_factory=list)
 
     @property
     def first_purchase_day(self) -> int | None:

@@ -17,16 +17,17 @@ from segmenter.clock import PartitionClock
 from segmenter.customer import (
     DEFAULT_DEDUPE_HORIZON_MICROS,
     CustomerState,
+    Emitted,
     apply_event,
     is_duplicate,
     prune_buckets,
 )
 from segmenter.events import DeadLetterReason, Event, InvalidEvent, Kind, decode_event
-from segmenter.features import FEATURE_NAMES, Features, current_features, render_feature
-from segmenter.rules import RuleSet
+from segmenter.features import FEATURE_NAMES, Features, current_features, features_at, render_feature
+from segmenter.rules import RuleSet, parse_rules
 from segmenter.timeline import Timeline
 from segmenter.timers import TimerIndex
-from segmenter.timeutil import day_iso, day_midnight_rfc3339, day_of_micros
+from segmenter.timeutil import day_iso, day_midnight_rfc3339, day_of_micros, parse_rfc3339_micros
 from segmenter.transitions import TierChange
 
 
@@ -53,6 +54,7 @@ class Effects:
 
     transitions: list[TierChange] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    removed_dimensions: set[str] = field(default_factory=set)  # dimensions a rules change dropped
     projections: dict[str, CustomerState] = field(default_factory=dict)  # customers whose record to write
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, outcome) -> n
     event_times: list[int] = field(default_factory=list)  # ts micros of applied events (lag metric)
@@ -63,6 +65,7 @@ class Effects:
         self.projections.clear()
         self.outcomes.clear()
         self.event_times.clear()
+        self.removed_dimensions.clear()
 
 
 class InputMessage(msgspec.Struct, frozen=True):
@@ -94,7 +97,46 @@ class PendingCheck(msgspec.Struct, frozen=True):
     partition: int
 
 
-Record = InputMessage | ClockAdvance | PendingCheck
+class RulesChange(msgspec.Struct, frozen=True):
+    """A `rules` control record of a partition (SPEC section 13): from here on the partition uses `text`.
+
+    `issued_at` is the RFC 3339 wall time of `segmenter rules apply`, the `at` of the re-tiering's changes.
+    """
+
+    partition: int
+    text: str
+    version: str
+    issued_at: str
+    after: dict[str, int] | None = None  # input offsets at issue time, as for `ClockAdvance`
+
+
+Record = InputMessage | ClockAdvance | PendingCheck | RulesChange
+
+
+@dataclass(frozen=True)
+class RulesContext:
+    """A rule set with what evaluating it needs: its timeline, and each tier's normalised condition."""
+
+    rules: RuleSet
+    timeline: Timeline
+    dimensions: tuple[str, ...]
+    when: tuple[dict[str, str], ...]  # per dimension: tier -> normalised condition (the `when` field)
+    keep_purchase_days: int
+    keep_interaction_days: int
+
+    @classmethod
+    def of(cls, rules: RuleSet) -> RulesContext:
+        return cls(
+            rules=rules,
+            timeline=Timeline(rules),
+            dimensions=rules.dimension_names,
+            when=tuple(
+                {tier.name: tier.normalised or tier.when for tier in dimension.tiers}
+                for dimension in rules.dimensions
+            ),
+            keep_purchase_days=rules.value_days,
+            keep_interaction_days=rules.engagement_days,
+        )
 
 
 @dataclass
@@ -112,6 +154,8 @@ class BatchResult:
     records: dict[str, dict[str, str]]
     outcomes: Counter[tuple[str, str]]
     event_times: list[int]
+    dimensions: tuple[str, ...] = ()  # every dimension a record of the batch may hold or have dropped
+    emitted: dict[str, list[Emitted]] = field(default_factory=dict)  # per projected customer (history)
 
 
 CustomerTable = MutableMapping[str, CustomerState]
@@ -131,13 +175,15 @@ class Engine:
     ) -> None:
         """`customers` holds every partition's customers, unless `customers_of(partition)` gives one table
         per partition (the worker's stores); `clocks` maps `str(partition)` to the partition's clock."""
-        self.rules = rules
-        self.timeline = Timeline(rules)
+        self.rules = rules  # the start-up rules (a partition's `rules` record overrides them)
+        self._default_context = RulesContext.of(rules)
+        self._contexts: dict[int, RulesContext] = {}  # partitions whose rules came from a `rules` record
+        self._parsed: dict[str, RulesContext] = {rules.version: self._default_context}
+        self._batch_touched: set[str] = set()  # customers whose `emitted` list this batch restarted
         self.customers = customers
         self._customers_of = customers_of or (lambda partition: customers)
         self.clocks = clocks
         self.config = config or EngineConfig()
-        self._dimensions = rules.dimension_names
         self._timers: dict[int, TimerIndex] = {}
         # Clocks change on every event; the table only hears of day changes (all evaluation needs), so the
         # exact times live here. Rebuilt from the table after a restart or rebalance.
@@ -148,8 +194,6 @@ class Engine:
         self._dirty_customers: dict[str, CustomerState] = {}
         self._dirty_clocks: dict[int, PartitionClock] = {}
         self.autoflush = autoflush
-        self._keep_purchase_days = rules.value_days
-        self._keep_interaction_days = rules.engagement_days
 
     # ------------------------------------------------------------------ partitions
     def forget_partitions(self, partitions: Iterable[int] | None = None) -> None:
@@ -160,7 +204,7 @@ class Engine:
         def gone(partition: int) -> bool:
             return chosen is None or partition in chosen
 
-        for cache in (self._timers, self._clock_cache, self._dirty_clocks):
+        for cache in (self._timers, self._clock_cache, self._dirty_clocks, self._contexts):
             for partition in [p for p in cache if gone(p)]:
                 del cache[partition]
         self._next_offsets = {k: v for k, v in self._next_offsets.items() if not gone(k[1])}
@@ -206,16 +250,20 @@ class Engine:
         """
         effects = Effects()
         autoflush, self.autoflush = self.autoflush, False
+        self._batch_touched = set()
         try:
             for record in records:
                 if isinstance(record, InputMessage):
                     self.handle_input(record, effects)
                 elif isinstance(record, ClockAdvance):
                     self.handle_clock(record.partition, record.to_micros, effects, record.after)
+                elif isinstance(record, RulesChange):
+                    self.handle_rules(record, effects)
                 else:
                     self.apply_ready_pending(record.partition, effects)
         finally:
             self.autoflush = autoflush
+            self._batch_touched = set()
         customers, clocks = self.take_dirty()
         records_out = {
             customer_id: self.record_fields(state) for customer_id, state in effects.projections.items()
@@ -228,7 +276,98 @@ class Engine:
             records=records_out,
             outcomes=effects.outcomes,
             event_times=effects.event_times,
+            dimensions=self.known_dimensions(effects.removed_dimensions),
+            emitted={cid: state.emitted for cid, state in effects.projections.items() if state.emitted},
         )
+
+    def known_dimensions(self, extra: Iterable[str] = ()) -> tuple[str, ...]:
+        """The dimensions of every rule set in use, then `extra` (a projection clears dropped ones)."""
+        names: dict[str, None] = {}
+        for context in (self._default_context, *self._contexts.values()):
+            names.update(dict.fromkeys(context.dimensions))
+        names.update(dict.fromkeys(extra))
+        return tuple(names)
+
+    # ------------------------------------------------------------------ rules in effect
+    def context_for(self, partition: int) -> RulesContext:
+        """The rules in effect on a partition: its last `rules` record's, else the start-up rules."""
+        context = self._contexts.get(partition)
+        if context is None:
+            clock = self.clock_for(partition)
+            context = self._default_context
+            if clock.rules_text is not None and clock.rules_version is not None:
+                context = self._context_of(clock.rules_text, clock.rules_version)
+            self._contexts[partition] = context
+        return context
+
+    def rules_for(self, partition: int) -> RuleSet:
+        return self.context_for(partition).rules
+
+    def _context_of(self, text: str, version: str) -> RulesContext:
+        context = self._parsed.get(version)
+        if context is None:
+            context = self._parsed[version] = RulesContext.of(parse_rules(text, "rules record"))
+        return context
+
+    def handle_rules(self, change: RulesChange, effects: Effects) -> None:
+        """SPEC section 13: switch the partition to the new rules and evaluate every customer of it again.
+
+        Like a clock advance, it waits until the partition's inputs are processed up to where they were
+        when it was issued (`after`): the new rules start after everything produced before the command.
+        """
+        clock = self.clock_for(change.partition)
+        if change.after and not self._offsets_reached(change.partition, change.after):
+            clock.pending_rules.append((change.text, change.version, change.issued_at, dict(change.after)))
+            self._dirty_clocks[change.partition] = clock
+        else:
+            self._switch_rules(change, effects)
+        if self.autoflush:
+            self.flush()
+
+    def _switch_rules(self, change: RulesChange, effects: Effects) -> None:
+        """A record whose version is already in effect changes nothing (a replay, or the same file applied
+        twice). Cost: one evaluation per customer of the partition."""
+        partition = change.partition
+        clock = self.clock_for(partition)
+        if self.context_for(partition).rules.version == change.version:
+            return
+        context = self._context_of(change.text, change.version)  # checked when decoded (streams.control)
+        clock.rules_text, clock.rules_version = change.text, change.version
+        self._contexts[partition] = context
+        self._dirty_clocks[partition] = clock
+        issued_day = day_of_micros(parse_rfc3339_micros(change.issued_at))
+        self._timers[partition] = TimerIndex()  # `_finish` schedules every customer under the new rules
+        pending = {cid: st for cid, st in self._dirty_customers.items() if st.partition == partition}
+        for customer_id, stored in self._customers_of(partition).items():
+            state = pending.pop(customer_id, None) or stored
+            if state.partition == partition and state.day is not None:
+                self._retier(state, context, change, issued_day, clock, effects)
+        for state in pending.values():  # new in this batch, not in the table yet
+            if state.day is not None:
+                self._retier(state, context, change, issued_day, clock, effects)
+
+    def _retier(
+        self,
+        state: CustomerState,
+        context: RulesContext,
+        change: RulesChange,
+        issued_day: int,
+        clock: PartitionClock,
+        effects: Effects,
+    ) -> None:
+        assert state.day is not None
+        self._touch(state)
+        for dimension in [name for name in state.tiers if name not in context.dimensions]:
+            clock.count_move(dimension, state.tiers.pop(dimension), None)  # its seq is kept
+            effects.removed_dimensions.add(dimension)
+        # The buckets hold the old windows' days: features over the new windows (what is retained).
+        features = features_at(state, state.day, context.rules.value_days, context.rules.engagement_days)
+        tiers = context.rules.classify(features)
+        self._record(
+            state, state.day, tiers, features, change.issued_at, issued_day, "rules_changed", None, effects
+        )
+        # (`_record` writes the record whatever changed: it shows the rules version it was evaluated under.)
+        self._finish(state, effects)
 
     def clock_for(self, partition: int) -> PartitionClock:
         clock = self._clock_cache.get(partition)
@@ -244,7 +383,8 @@ class Engine:
         key = (message.topic, message.partition)
         if message.offset + 1 > self._next_offsets.get(key, -1):
             self._next_offsets[key] = message.offset + 1
-        if self.clock_for(message.partition).pending:
+        clock = self.clock_for(message.partition)
+        if clock.pending or clock.pending_rules:
             self.apply_ready_pending(message.partition, effects)
         if self.autoflush:
             self.flush()
@@ -323,19 +463,24 @@ class Engine:
                 self._next_offsets[key] = offset
 
     def has_pending(self, partition: int) -> bool:
-        return bool(self.clock_for(partition).pending)
+        clock = self.clock_for(partition)
+        return bool(clock.pending or clock.pending_rules)
 
     def apply_ready_pending(self, partition: int, effects: Effects) -> None:
-        """Apply the waiting `clock advance` requests whose input offsets have been reached."""
+        """Apply the waiting `clock advance` requests, then `rules` records, whose input offsets have been
+        reached (an advance and a rules record ready at once: the advance first)."""
         clock = self.clock_for(partition)
-        if not clock.pending:
+        if not (clock.pending or clock.pending_rules):
             return
         ready = [item for item in clock.pending if self._offsets_reached(partition, item[1])]
-        if not ready:
-            return
-        clock.pending = [item for item in clock.pending if item not in ready]
-        self._dirty_clocks[partition] = clock
-        self._raise_partition_floor(partition, clock, max(floor for floor, _ in ready), effects)
+        if ready:
+            clock.pending = [item for item in clock.pending if item not in ready]
+            self._dirty_clocks[partition] = clock
+            self._raise_partition_floor(partition, clock, max(floor for floor, _ in ready), effects)
+        while clock.pending_rules and self._offsets_reached(partition, clock.pending_rules[0][3]):
+            text, version, issued_at, _ = clock.pending_rules.pop(0)
+            self._dirty_clocks[partition] = clock
+            self._switch_rules(RulesChange(partition, text, version, issued_at), effects)
         if self.autoflush:
             self.flush()
 
@@ -363,22 +508,26 @@ class Engine:
         apply_event(state, event, self.config.dedupe_horizon_micros)
         self._prune(state, target)  # the record below is as of `target`: features are the buckets' totals
         features = current_features(state, target)
-        tiers = self.rules.classify(features)
-        self._record(state, target, tiers, features, event.ts, event.reason, event.event_id, effects)
+        tiers = self.context_for(state.partition).rules.classify(features)
+        self._record(
+            state, target, tiers, features, event.ts, event.day, event.reason, event.event_id, effects
+        )
         state.day = target
         self._finish(state, effects)
 
     def _advance_customer(self, state: CustomerState, target: int, effects: Effects) -> None:
         """Evaluate the customer at every day in (D_c, target] that changes a tier, then set D_c = target."""
         assert state.day is not None
-        current = tuple(state.tiers.get(name) for name in self._dimensions)
-        for change in self.timeline.changes(state, state.day, current, until=target):
+        context = self.context_for(state.partition)
+        current = tuple(state.tiers.get(name) for name in context.dimensions)
+        for change in context.timeline.changes(state, state.day, current, until=target):
             self._record(
                 state,
                 change.day,
                 change.tiers,
                 change.features,
                 day_midnight_rfc3339(change.day),
+                change.day,
                 "time",
                 None,
                 effects,
@@ -392,18 +541,26 @@ class Engine:
         tiers: tuple[str, ...],
         features: Features,
         at: str,
+        at_day: int,
         reason: str,
         cause_event_id: str | None,
         effects: Effects,
     ) -> None:
-        """Emit a tier change per dimension that differs, and count one record write (SPEC sections 6, 7)."""
+        """Emit a tier change per dimension that differs, and count one record write (SPEC sections 6, 7).
+
+        Each change is also kept in the state's `emitted` list with the record version it is written with
+        (history and flows, SPEC section 14).
+        """
         rendered: dict[str, object] | None = None
-        for index, (dimension, tier) in enumerate(zip(self._dimensions, tiers, strict=True)):
+        context = self.context_for(state.partition)
+        rules = context.rules
+        for index, (dimension, tier) in enumerate(zip(context.dimensions, tiers, strict=True)):
             previous = state.tiers.get(dimension)
             if previous == tier:
                 continue
             if rendered is None:
                 rendered = {name: render_feature(name, features[name]) for name in FEATURE_NAMES}
+                self._touch(state)
             seq = state.seqs.get(dimension, 0) + 1
             state.seqs[dimension] = seq
             state.tiers[dimension] = tier
@@ -419,26 +576,42 @@ class Engine:
                 at=at,
                 reason=reason,
                 cause_event_id=cause_event_id,
-                rules_version=self.rules.version,
-                actions=self.rules.tier_actions(index, tier),
+                rules_version=rules.version,
+                actions=rules.tier_actions(index, tier),
                 features=rendered,
+                when=context.when[index][tier],
             )
             effects.transitions.append(change)
+            state.emitted.append(
+                Emitted(state.version + 1, at_day, dimension, previous, tier, change.to_json())
+            )
         if rendered is not None or reason != "time":
             state.version += 1
             state.as_of = day
             effects.projections[state.customer_id] = state
 
+    def _touch(self, state: CustomerState) -> None:
+        """The first change of a customer in a batch: the previous batch's `emitted` are in Redis (a batch
+        starts only after the previous one was projected), so they need not be kept any longer."""
+        if state.customer_id not in self._batch_touched:
+            self._batch_touched.add(state.customer_id)
+            if state.emitted:
+                state.emitted = []
+
     def _finish(self, state: CustomerState, effects: Effects) -> None:
         """Prune what no window needs any more, set the timer to the next candidate day, store the state."""
         assert state.as_of is not None and state.day is not None
+        self._touch(state)
         self._prune(state, state.as_of)
-        state.next_due = self.timeline.first_candidate(state, state.day)
+        state.next_due = self.context_for(state.partition).timeline.first_candidate(state, state.day)
         self.timers_for(state.partition).schedule(state.customer_id, state.next_due)
         self._dirty_customers[state.customer_id] = state
 
     def _prune(self, state: CustomerState, as_of: int) -> None:
-        prune_buckets(state, as_of - self._keep_purchase_days + 1, as_of - self._keep_interaction_days + 1)
+        context = self.context_for(state.partition)
+        prune_buckets(
+            state, as_of - context.keep_purchase_days + 1, as_of - context.keep_interaction_days + 1
+        )
 
     def _advance_partition(
         self, partition: int, old_day: int | None, new_day: int | None, effects: Effects
@@ -464,7 +637,8 @@ class Engine:
             if value is not None:
                 fields[name] = str(value)
         # Tiers last: a dimension named like a feature (the default `engagement`) shows its tier.
-        for dimension in self._dimensions:
+        rules = self.rules_for(state.partition)
+        for dimension in rules.dimension_names:
             tier = state.tiers.get(dimension)
             if tier is not None:
                 fields[dimension] = tier
@@ -473,7 +647,7 @@ class Engine:
             fields["first_purchase_at"] = state.first_purchase_at
         if state.last_purchase_at is not None:
             fields["last_purchase_at"] = state.last_purchase_at
-        fields["rules_version"] = self.rules.version
+        fields["rules_version"] = rules.version
         fields["version"] = str(state.version)
         return fields
 

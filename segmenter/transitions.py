@@ -13,11 +13,13 @@ class TierChange(msgspec.Struct, frozen=True):
     from_tier: str | None
     to_tier: str
     at: str
-    reason: str  # purchase | refund | interaction | time
+    reason: str  # purchase | refund | interaction | profile | time | rules_changed
     cause_event_id: str | None
     rules_version: str
     actions: tuple[str, ...]
     features: dict[str, object]
+    when: str = "true"  # the normalised condition of the tier entered (SPEC section 6, v2)
+    attributes: dict[str, object] = msgspec.field(default_factory=dict)
 
     @property
     def event_id(self) -> str:
@@ -38,6 +40,8 @@ class TierChange(msgspec.Struct, frozen=True):
                 "rules_version": self.rules_version,
                 "actions": list(self.actions),
                 "features": self.features,
+                "when": self.when,
+                "attributes": self.attributes,
             }
         )
 

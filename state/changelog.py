@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import msgspec
 from kafka import KafkaConsumer, TopicPartition
 
+from segmenter.clock import PartitionClock
 from segmenter.customer import CustomerState
 from streams.kafka_security import kafka_python_security
 
@@ -40,11 +41,35 @@ def read_customers(
     return customers
 
 
+def read_clocks(broker: str, app_id: str) -> dict[int, PartitionClock]:
+    """Latest clock of every partition (its watermark, counts and the rules in effect, SPEC section 13)."""
+    decoder = msgspec.msgpack.Decoder(PartitionClock)
+    clocks: dict[int, PartitionClock] = {}
+    try:
+        for _, value in _read_compacted(broker, changelog_topic(app_id, "clocks"), None):
+            if value is not None:
+                clock = decoder.decode(value)
+                clocks[clock.partition] = clock
+    except LookupError:
+        return {}  # no worker kept a clock yet
+    return clocks
+
+
+def read_tier_changes(
+    broker: str, topic: str, on_progress: Callable[[int, int], None] | None = None
+) -> Iterator[bytes]:
+    """Every committed tier-change event body of the topic, in order per partition (so per customer)."""
+    for _, value in _read_compacted(broker, topic, on_progress, keyed=False):
+        if value is not None:
+            yield value
+
+
 def _read_compacted(
     broker: str,
     topic: str,
     on_progress: Callable[[int, int], None] | None,
     ends: dict[int, int] | None = None,
+    keyed: bool = True,
 ) -> Iterator[tuple[bytes, bytes | None]]:
     consumer = KafkaConsumer(
         bootstrap_servers=broker.split(","),
@@ -73,8 +98,8 @@ def _read_compacted(
             batches = consumer.poll(timeout_ms=1000, max_records=5000)
             for records in batches.values():
                 for record in records:
-                    if record.key is not None:
-                        yield record.key, record.value
+                    if record.key is not None or not keyed:
+                        yield record.key or b"", record.value
                 done += len(records)
             for tp in list(remaining):
                 if consumer.position(tp) >= end[tp]:

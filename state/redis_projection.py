@@ -24,14 +24,35 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, wait_exponential
 
+from segmenter.customer import Emitted
+from segmenter.timeutil import day_iso
+
 log = logging.getLogger(__name__)
 
 # Lua shared by both scripts: write one record (version-guarded) and move the customer between the
-# tier-count hashes and membership sets by diffing against the record Redis holds. Returns 1 if written.
+# tier-count hashes and membership sets by diffing against the record Redis holds; push the tier changes
+# newer than the record Redis holds to the customer's history (capped at `keep`) and count them in the
+# flows (SPEC section 14). `args[first..]`: n_changes, then per change: record version, event JSON, flows
+# key suffix `{dimension}:{day}`, flows field `FROM>TO`. Returns 1 if written.
 _PROJECT_FUNCTION = """
-local function project(prefix, dims, key, customer, version, fields_json)
+local function project(prefix, dims, key, customer, version, fields_json, keep, args, first)
   local current = redis.call('HGET', key, 'version')
   if current and tonumber(current) >= version then return 0 end
+  local held = current and tonumber(current) or -1
+  local nchanges = tonumber(args[first])
+  local history = prefix .. ':history:' .. customer
+  local pushed = false
+  for j = 0, nchanges - 1 do
+    local at = first + 1 + 4 * j
+    if tonumber(args[at]) > held then
+      if keep > 0 then
+        redis.call('LPUSH', history, args[at + 1])
+        pushed = true
+      end
+      redis.call('HINCRBY', prefix .. ':flows:' .. args[at + 2], args[at + 3], 1)
+    end
+  end
+  if pushed then redis.call('LTRIM', history, 0, keep - 1) end
   local fields = cjson.decode(fields_json)
   local flat = {}
   for name, value in pairs(fields) do
@@ -63,19 +84,21 @@ end
 
 # KEYS[1] record key. ARGV: prefix, customer_id, version, n_dimensions, dimension names..., then the record's
 # fields as one JSON object of strings (one argument instead of two per field: cheaper to build and send).
+# No tier changes: `redis rebuild` rebuilds history and flows from the tier-changes topic.
 PROJECT_SCRIPT = (
     _PROJECT_FUNCTION
     + """
 local ndims = tonumber(ARGV[4])
 local dims = {}
 for i = 1, ndims do dims[i] = ARGV[4 + i] end
-return project(ARGV[1], dims, KEYS[1], ARGV[2], tonumber(ARGV[3]), ARGV[5 + ndims])
+return project(ARGV[1], dims, KEYS[1], ARGV[2], tonumber(ARGV[3]), ARGV[5 + ndims], 0, {'0'}, 1)
 """
 )
 
 # KEYS[1] the projected-offsets hash, KEYS[2] the rebuild flag, KEYS[3..] record keys. ARGV: prefix,
-# n_dimensions, dimension names..., n_offsets, (field, offset) pairs..., n_expected, fields that must exist in
-# the projected hash, then per record: customer_id, version, fields as one JSON object.
+# history length kept, n_dimensions, dimension names..., n_offsets, (field, offset) pairs..., n_expected,
+# fields that must exist in the projected hash, then per record: customer_id, version, fields as one JSON
+# object, n_changes, the changes (see `project`).
 # Returns the number of records written, -1 while `redis rebuild` runs (nothing written), -2 when a mark
 # the worker wrote before is gone (Redis lost data: nothing written, the worker re-projects everything).
 BATCH_SCRIPT = (
@@ -83,10 +106,11 @@ BATCH_SCRIPT = (
     + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local prefix = ARGV[1]
-local ndims = tonumber(ARGV[2])
+local keep = tonumber(ARGV[2])
+local ndims = tonumber(ARGV[3])
 local dims = {}
-for i = 1, ndims do dims[i] = ARGV[2 + i] end
-local at = 3 + ndims
+for i = 1, ndims do dims[i] = ARGV[3 + i] end
+local at = 4 + ndims
 local noffsets = tonumber(ARGV[at])
 local marks = at
 at = at + 2 * noffsets + 1
@@ -102,15 +126,17 @@ for i = 1, noffsets do
 end
 local written = 0
 for k = 3, #KEYS do
-  written = written + project(prefix, dims, KEYS[k], ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2])
-  at = at + 3
+  written = written + project(prefix, dims, KEYS[k], ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2], keep,
+    ARGV, at + 3)
+  at = at + 4 + 4 * tonumber(ARGV[at + 3])
 end
 return written
 """
 )
 
 RETRYABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
-SCRIPT_CHUNK = 2000  # records per script call: bounds how long one call holds Redis
+SCRIPT_CHUNK = 2000
+DEFAULT_HISTORY = 100  # records per script call: bounds how long one call holds Redis
 
 
 def projected_key(prefix: str) -> str:
@@ -138,10 +164,17 @@ class BatchProjection:
     """
 
     def __init__(
-        self, url: str, prefix: str, app_id: str, on_error: Callable[[], None] | None = None
+        self,
+        url: str,
+        prefix: str,
+        app_id: str,
+        on_error: Callable[[], None] | None = None,
+        history: int = DEFAULT_HISTORY,
     ) -> None:
+        """`history`: how many tier changes each customer's history list keeps (0: none)."""
         self.prefix = prefix
         self.app_id = app_id
+        self.history = history
         self.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         self._script = self.client.register_script(BATCH_SCRIPT)
         self._on_error = on_error
@@ -151,6 +184,13 @@ class BatchProjection:
             return bool(self.client.ping())
         except (redis.exceptions.RedisError, OSError):
             return False
+
+    def publish_rules(self, version: str, text: str) -> None:
+        """Keep a rules file's text by version (`explain`, the UI); a warning if Redis is away."""
+        try:
+            self.client.set(rules_key(self.prefix, version), text)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            log.warning("cannot store the rules text in Redis: %s", exc)
 
     def projected(self, partitions: Iterable[int]) -> dict[int, int | None]:
         """Per partition, the changelog offset from which Redis may lag (None: Redis knows nothing)."""
@@ -168,17 +208,20 @@ class BatchProjection:
         dimensions: Sequence[str],
         offsets: Mapping[int, int],
         expected: Iterable[int] = (),
+        emitted: Mapping[str, Sequence[Emitted]] | None = None,
     ) -> int:
         """Write the records (version-guarded) and raise the partitions' projected offsets; count writes.
 
-        `expected`: partitions whose mark this worker wrote before; `RedisLostData` if one is gone. Waits
-        (retrying) while `redis rebuild` runs.
+        `emitted`: per customer, the tier changes of its state (history and flows). `expected`: partitions
+        whose mark this worker wrote before; `RedisLostData` if one is gone. Waits (retrying) while
+        `redis rebuild` runs.
         """
+        changes = emitted or {}
         must_exist = [f"{self.app_id}:{p}" for p in expected]
         if not records and not offsets:
             return 0
         items = list(records.items())
-        head = [self.prefix, str(len(dimensions)), *dimensions]
+        head = [self.prefix, str(self.history), str(len(dimensions)), *dimensions]
         marks: list[Any] = [str(len(offsets))]
         for partition, offset in offsets.items():
             marks += [f"{self.app_id}:{partition}", offset]
@@ -193,6 +236,7 @@ class BatchProjection:
                 args: list[Any] = [*head, *(marks if index == len(chunks) - 1 else ["0"]), *checks]
                 for customer_id, fields in chunk:
                     args += [customer_id, fields["version"], orjson.dumps(fields)]
+                    args += change_args(changes.get(customer_id, ()))
                 self._script(keys=keys, args=args, client=pipe)
             results = [int(n) for n in pipe.execute()]
             if -2 in results:
@@ -228,6 +272,38 @@ class BatchProjection:
 
 def record_key(prefix: str, customer_id: str) -> str:
     return f"{prefix}:customer:{customer_id}"
+
+
+def rules_key(prefix: str, version: str) -> str:
+    """The text of a rules file by version: what `explain` and the UI evaluate a record's tiers with."""
+    return f"{prefix}:rules:{version}"
+
+
+def history_key(prefix: str, customer_id: str) -> str:
+    """List of the customer's last tier-change events (JSON), newest first (SPEC section 14)."""
+    return f"{prefix}:history:{customer_id}"
+
+
+def flows_key(prefix: str, dimension: str, day: str) -> str:
+    """Hash `FROM>TO` -> tier changes with `at` on `day` (`YYYY-MM-DD`); FROM empty for a first one."""
+    return f"{prefix}:flows:{dimension}:{day}"
+
+
+def flow_field(from_tier: str | None, to_tier: str) -> str:
+    return f"{from_tier or ''}>{to_tier}"
+
+
+def change_args(changes: Sequence[Emitted]) -> list[Any]:
+    """The script arguments of a record's tier changes (see `_PROJECT_FUNCTION`)."""
+    args: list[Any] = [str(len(changes))]
+    for change in changes:
+        args += [
+            change.version,
+            change.body,
+            f"{change.dimension}:{day_iso(change.day)}",
+            flow_field(change.from_tier, change.to_tier),
+        ]
+    return args
 
 
 class RedisProjection:
@@ -271,11 +347,13 @@ class RedisProjection:
         )
 
     async def delete_all(self) -> int:
-        """Remove every key under the prefix (before a rebuild), except the rebuild flag."""
+        """Remove every key under the prefix (before a rebuild), except the rebuild flag and the rules
+        texts (they are not in the tables)."""
         deleted = 0
         flag = rebuild_flag_key(self.prefix).encode()
+        rules = rules_key(self.prefix, "").encode()
         async for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
-            if key != flag:
+            if key != flag and not key.startswith(rules):
                 deleted += await self.client.delete(key)
         return deleted
 

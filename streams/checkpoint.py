@@ -77,7 +77,6 @@ class Checkpoint:
         changelogs: ChangelogTopics,
         projection: BatchProjection,
         stores: Callable[[int], PartitionStore],
-        dimensions: tuple[str, ...],
         exactly_once: bool,
         reproject_all: Callable[[], None],
     ) -> None:
@@ -88,7 +87,6 @@ class Checkpoint:
         self.changelogs = changelogs
         self.projection = projection
         self.stores = stores
-        self.dimensions = dimensions
         self.exactly_once = exactly_once
         self.reproject_all = reproject_all
 
@@ -125,11 +123,16 @@ class Checkpoint:
             if topic == self.changelogs.customers
         }
         try:
-            self.projection.write(result.records, self.dimensions, projected, expected=projected)
+            self.projection.write(
+                result.records, result.dimensions, projected, expected=projected, emitted=result.emitted
+            )
         except RedisLostData:
-            log.warning("Redis lost the projection (its marks are gone): re-projecting every owned customer")
+            log.error(
+                "Redis lost the projection (its marks are gone): re-projecting every owned customer; history "
+                "and flows before now are gone until `segmenter redis rebuild` (it reads the tier changes)"
+            )
             self.reproject_all()
-            self.projection.write(result.records, self.dimensions, projected)
+            self.projection.write(result.records, result.dimensions, projected, emitted=result.emitted)
         self._write_stores(changes, delivery)
 
     # ------------------------------------------------------------------ steps

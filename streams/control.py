@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import orjson
 
-from segmenter.engine import ClockAdvance
-from segmenter.timeutil import micros_to_rfc3339
+from segmenter.engine import ClockAdvance, RulesChange
+from segmenter.rules import RulesError, parse_rules
+from segmenter.timeutil import TimestampError, micros_to_rfc3339, parse_rfc3339_micros
 
 
 class ControlError(ValueError):
@@ -31,16 +32,26 @@ def encode_advance(
     return orjson.dumps(body)
 
 
-def decode(value: bytes | None, partition: int) -> ClockAdvance:
-    """The clock record for the engine; `ControlError` (a dead letter) for anything else."""
+def encode_rules(text: str, version: str, issued_at: str, after: dict[str, int] | None = None) -> bytes:
+    """A `rules` record (SPEC section 13): the rules file's text, its version and when it was issued."""
+    body: dict[str, object] = {"type": "rules", "rules": text, "version": version, "issued_at": issued_at}
+    if after:
+        body["after"] = after
+    return orjson.dumps(body)
+
+
+def decode(value: bytes | None, partition: int) -> ClockAdvance | RulesChange:
+    """The clock or rules record for the engine; `ControlError` (a dead letter) for anything else."""
     try:
         message = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
         raise ControlError(f"control message is not JSON: {exc}") from None
     if not isinstance(message, dict):
         raise ControlError("control message must be a JSON object")
+    if message.get("type") == "rules":
+        return _decode_rules(message, partition)
     if message.get("type") != "advance":
-        raise ControlError("control message type must be 'advance'")
+        raise ControlError("control message type must be 'advance' or 'rules'")
     to_micros = message.get("to_micros")
     if not isinstance(to_micros, int) or isinstance(to_micros, bool):
         raise ControlError("control message needs an integer to_micros")
@@ -48,6 +59,24 @@ def decode(value: bytes | None, partition: int) -> ClockAdvance:
     if after is not None and not _offsets(after):
         raise ControlError("control message 'after' must map topics to offsets")
     return ClockAdvance(partition, to_micros, after)
+
+
+def _decode_rules(message: dict[str, object], partition: int) -> RulesChange:
+    text, version, issued_at = message.get("rules"), message.get("version"), message.get("issued_at")
+    if not isinstance(text, str) or not isinstance(version, str) or not isinstance(issued_at, str):
+        raise ControlError("a rules record needs the strings 'rules', 'version' and 'issued_at'")
+    try:
+        parse_rfc3339_micros(issued_at)
+    except TimestampError:
+        raise ControlError(f"a rules record's issued_at is not an RFC 3339 time: {issued_at!r}") from None
+    after = message.get("after")
+    if after is not None and not _offsets(after):
+        raise ControlError("control message 'after' must map topics to offsets")
+    try:
+        parse_rules(text, "rules record")
+    except RulesError as exc:
+        raise ControlError(f"a rules record's rules do not load: {exc}") from None
+    return RulesChange(partition, text, version, issued_at, after)  # type: ignore[arg-type]
 
 
 def _offsets(value: object) -> bool:

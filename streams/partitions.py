@@ -159,8 +159,10 @@ class OwnedPartitions:
         """Write the restored states of these customers to Redis (version-guarded), then mark `end`."""
         store = self.stores[partition]
         ids = sorted(customer_ids)
+        dimensions = self.engine.known_dimensions()
         for start in range(0, max(1, len(ids)), REPROJECT_CHUNK):
             records = {}
+            emitted = {}
             for customer_id in ids[start : start + REPROJECT_CHUNK]:
                 raw = store.get(customer_id)
                 if raw is None:
@@ -168,10 +170,9 @@ class OwnedPartitions:
                 state = decode_customer(raw)
                 if state.as_of is not None:
                     records[customer_id] = self.engine.record_fields(state)
+                    emitted[customer_id] = state.emitted
             last = start + REPROJECT_CHUNK >= len(ids)
-            self.projection.write(
-                records, self.engine.rules.dimension_names, {partition: end} if last else {}
-            )
+            self.projection.write(records, dimensions, {partition: end} if last else {}, emitted=emitted)
 
     def reproject_all(self) -> None:
         """Redis lost its data while this worker ran: write every owned customer again (version-guarded)."""

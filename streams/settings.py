@@ -29,6 +29,7 @@ class WorkerSettings:
     log_level: str = "info"
     batch_size: int = 10_000  # records per batch at most: one transaction, one Redis call each
     batch_window_seconds: float = 0.1  # the longest `consume` waits for a batch to fill
+    history: int = 100  # tier changes kept per customer in Redis (`{prefix}:history:{id}`; 0: none)
     stall_seconds: float = 300.0  # /healthz fails when a lagging partition's position stands still this long
 
     @property

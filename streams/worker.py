@@ -77,7 +77,11 @@ class Worker:
             else None
         )
         self.projection = BatchProjection(
-            settings.redis_url, settings.redis_prefix, settings.app_id, on_error=metrics.REDIS_ERRORS.inc
+            settings.redis_url,
+            settings.redis_prefix,
+            settings.app_id,
+            on_error=metrics.REDIS_ERRORS.inc,
+            history=settings.history,
         )
         self.stores: dict[int, PartitionStore] = {}
         owned: OwnedPartitions
@@ -107,7 +111,6 @@ class Worker:
             self.changelogs,
             self.projection,
             self.owned.store,
-            rules.dimension_names,
             self.exactly_once,
             self.owned.reproject_all,
         )
@@ -130,6 +133,7 @@ class Worker:
         server = serve(self.health, self.settings.web_host, self.settings.web_port)
         try:
             self.health.redis_ok = self.projection.ping()
+            self._publish_rules()
             if self.exactly_once:
                 self.producer.init_transactions(60)
             self.consumer.subscribe(
@@ -152,6 +156,16 @@ class Worker:
             raise
         finally:
             self._shutdown(server)
+
+    def _publish_rules(self) -> None:
+        """The start-up rules' text in Redis by version, for `explain` and the UI (best effort)."""
+        from pathlib import Path
+
+        from segmenter.rules import default_rules_text
+
+        path = self.settings.rules_path
+        text = Path(path).read_text(encoding="utf-8") if path else default_rules_text()
+        self.projection.publish_rules(self.rules.version, text)
 
     def _stop(self, signum: int, frame: Any) -> None:
         log.info("signal %d: stopping after the batch in progress", signum)
@@ -335,11 +349,29 @@ class Worker:
         finally:
             self.health.restoring_since = None
         self.health.assigned_once = True
+        self._warn_rules_in_effect(partitions)
         self.health.redis_ok = self.projection.ping()
         self._pending_checks = list(partitions)
         self._next_tick = 0.0  # record the wall clock on the new partitions at once
         self._export_partition_gauges()
         self.health.progress.restart_clocks(time.monotonic())
+
+    def _warn_rules_in_effect(self, partitions: list[int]) -> None:
+        """SPEC section 13: a partition's last `rules` record wins over `--rules`; say so when they differ."""
+        differing = {
+            version: [p for p in partitions if self.engine.clock_for(p).rules_version == version]
+            for p in partitions
+            if (version := self.engine.clock_for(p).rules_version) not in (None, self.rules.version)
+        }
+        for version, ps in differing.items():
+            log.warning(
+                "partition(s) %s follow the rules applied with `segmenter rules apply` (version %s), not "
+                "--rules %s (version %s)",
+                ",".join(map(str, ps)),
+                version,
+                self.rules.source,
+                self.rules.version,
+            )
 
     def _on_revoke(self, consumer: Any, assignment: list[Any]) -> None:
         self.owned.revoke({tp.partition for tp in assignment})

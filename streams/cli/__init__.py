@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("rules_cmd", "rules"),
     "redis": ("redis_cmd", "redis_group"),
     "demo": ("demo_cmd", "demo"),
+    "model": ("model_cmd", "model"),
+    "history": ("history_cmd", "history"),
 }
 
 

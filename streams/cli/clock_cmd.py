@@ -8,7 +8,7 @@ from streams.cli.options import broker_option
 from streams.topic_names import TopicNames, topic_options
 
 
-def parse_time_arg(text: str) -> int:
+def parse_time_arg(text: str, param_hint: str = "--to") -> int:
     """RFC 3339 with offset, or a bare date meaning its 00:00:00Z; epoch micros."""
     from segmenter.timeutil import TimestampError, parse_rfc3339_micros
 
@@ -18,7 +18,7 @@ def parse_time_arg(text: str) -> int:
     except TimestampError:
         raise click.BadParameter(
             f"{text!r} is not a date (2026-11-24) or an RFC 3339 time (2026-11-24T10:15:00Z)",
-            param_hint="--to",
+            param_hint=param_hint,
         ) from None
 
 

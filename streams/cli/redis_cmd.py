@@ -8,23 +8,20 @@ import click
 from tqdm import tqdm
 
 from streams.cli.options import broker_option, redis_option
+from streams.cli.tables import app_id_option, read_tables, rules_option
+from streams.topic_names import TopicNames, topic_options
 
-app_id_option = click.option(
-    "--app-id",
-    envvar="SEGMENTER_APP_ID",
-    default="segmenter",
+history_option = click.option(
+    "--history",
+    envvar="SEGMENTER_HISTORY",
+    type=click.IntRange(0, 100_000),
+    default=100,
     show_default=True,
-    help="The workers' app id (names the changelog topic).",
+    help="Tier changes the workers keep per customer (their --history).",
 )
+
 prefix_option = click.option(
     "--redis-prefix", envvar="SEGMENTER_REDIS_PREFIX", default="segmenter", show_default=True
-)
-rules_option = click.option(
-    "--rules",
-    "rules_path",
-    envvar="SEGMENTER_RULES",
-    type=click.Path(dir_okay=False),
-    help="The rules the workers run (default: built-in).",
 )
 
 
@@ -42,11 +39,21 @@ def redis_group() -> None:
 @app_id_option
 @prefix_option
 @rules_option
+@history_option
+@topic_options
 @click.option("--yes", is_flag=True, help="Do not ask before deleting the prefix's keys.")
 def rebuild(
-    broker: str, redis_url: str, app_id: str, redis_prefix: str, rules_path: str | None, yes: bool
+    broker: str,
+    redis_url: str,
+    app_id: str,
+    redis_prefix: str,
+    rules_path: str | None,
+    history: int,
+    topics: TopicNames,
+    yes: bool,
 ) -> None:
-    """Delete every key under the prefix and rewrite records, counts and sets from the tables.
+    """Delete every key under the prefix and rewrite records, counts and sets from the tables, and
+    history and flows from the tier-changes topic (read_committed; as far back as its retention keeps).
 
     Safe while workers run: a flag key makes them hold their Redis writes until the rebuild is done (their
     committed batches are in the changelog it reads), so no write interleaves with the delete and rewrite.
@@ -66,12 +73,18 @@ def rebuild(
         raise click.ClickException(f"cannot reach Redis at {redis_url.split('@')[-1]}: {exc}") from None
     try:
         ends: dict[int, int] = {}
+        changes = _history(broker, topics, history)  # first: see `HistoryAndFlows.add_unread`
         engine, customers = _load(broker, app_id, rules_path, ends)
+        changes.add_unread(customers.values())
         written = asyncio.run(_rebuild(engine, customers, redis_url, redis_prefix, app_id, ends))
+        _write_history(client, redis_prefix, changes)
     finally:
         client.delete(flag)
         client.close()
-    click.echo(f"rebuilt {written} customer records under '{redis_prefix}:' from {app_id}'s tables")
+    click.echo(
+        f"rebuilt {written} customer records, {len(changes.history)} histories and "
+        f"{len(changes.flows)} daily flows under '{redis_prefix}:' from {app_id}'s tables"
+    )
 
 
 @redis_group.command()
@@ -80,15 +93,27 @@ def rebuild(
 @app_id_option
 @prefix_option
 @rules_option
+@history_option
+@topic_options
 @click.option("--show", default=20, show_default=True, help="How many differences to print.")
 def check(
-    broker: str, redis_url: str, app_id: str, redis_prefix: str, rules_path: str | None, show: int
+    broker: str,
+    redis_url: str,
+    app_id: str,
+    redis_prefix: str,
+    rules_path: str | None,
+    history: int,
+    topics: TopicNames,
+    show: int,
 ) -> None:
-    """Compare Redis with the tables; exit 1 and list differences if they disagree."""
+    """Compare Redis with the tables and the tier-changes topic (records, counts, sets, history, flows);
+    exit 1 and list differences if they disagree."""
     from state.consistency import compare
 
+    changes = _history(broker, topics, history)
     engine, customers = _load(broker, app_id, rules_path)
-    differences = asyncio.run(compare(engine, customers, redis_url, redis_prefix))
+    changes.add_unread(customers.values())
+    differences = asyncio.run(compare(engine, customers, redis_url, redis_prefix, changes))
     for line in differences[:show]:
         click.echo(line)
     if differences:
@@ -97,31 +122,15 @@ def check(
 
 
 def _load(broker: str, app_id: str, rules_path: str | None, ends=None):  # type: ignore[no-untyped-def]
+    """An engine that renders records under each partition's rules in effect, and the customers."""
     from segmenter.engine import Engine
-    from segmenter.rules import RulesError, default_rules, load_rules
-    from state.changelog import read_customers
 
-    try:
-        rules = load_rules(rules_path) if rules_path else default_rules()
-    except RulesError as exc:
-        raise click.ClickException(str(exc)) from None
-    bar = tqdm(desc="reading tables", unit="msg", disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        customers = read_customers(broker, app_id, progress, ends)
-    except LookupError as exc:
-        raise click.ClickException(str(exc)) from None
-    except Exception as exc:  # kafka errors: one line, no traceback
-        raise click.ClickException(f"cannot read the tables from Kafka at {broker}: {exc}") from None
-    finally:
-        bar.close()
-    customers = {cid: state for cid, state in customers.items() if state.as_of is not None}
-    return Engine(rules, {}, {}), customers
+    tables = read_tables(broker, app_id, rules_path)
+    if ends is not None:
+        ends.update(tables.ends)
+    customers = {cid: state for cid, state in tables.customers.items() if state.as_of is not None}
+    clocks = {str(partition): clock for partition, clock in tables.clocks.items()}
+    return Engine(tables.startup, {}, clocks), customers
 
 
 async def _rebuild(engine, customers, redis_url, prefix, app_id, ends) -> int:  # type: ignore[no-untyped-def]
@@ -132,11 +141,12 @@ async def _rebuild(engine, customers, redis_url, prefix, app_id, ends) -> int:  
         await projection.delete_all()
         written = 0
         items = list(customers.items())
+        dimensions = _dimensions(engine, customers)
         with tqdm(total=len(items), desc="writing Redis", unit="customer", disable=None) as bar:
             for start in range(0, len(items), 1000):
                 chunk = items[start : start + 1000]
                 records = [(cid, engine.record_fields(state)) for cid, state in chunk]
-                written += await projection.write(records, engine.rules.dimension_names)
+                written += await projection.write(records, dimensions)
                 bar.update(len(chunk))
         if ends:  # what Redis now reflects: workers' restores re-project only past these offsets
             await projection.client.hset(
@@ -145,3 +155,47 @@ async def _rebuild(engine, customers, redis_url, prefix, app_id, ends) -> int:  
         return written
     finally:
         await projection.close()
+
+
+def _dimensions(engine, customers) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    """Every dimension of the rules in effect on the customers' partitions."""
+    for partition in {state.partition for state in customers.values()}:
+        engine.context_for(partition)
+    return engine.known_dimensions()
+
+
+def _history(broker: str, topics: TopicNames, keep: int):  # type: ignore[no-untyped-def]
+    """History and flows from every committed tier change of the topic."""
+    from state.changelog import read_tier_changes
+    from state.history import HistoryAndFlows
+
+    bar = tqdm(desc="reading tier changes", unit="msg", disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        return HistoryAndFlows.of(read_tier_changes(broker, topics.tier_changes, progress), keep)
+    except LookupError:
+        return HistoryAndFlows(keep)  # no tier change yet
+    except Exception as exc:  # noqa: BLE001 - Kafka errors: one line, no traceback
+        raise click.ClickException(
+            f"cannot read {topics.tier_changes} from Kafka at {broker}: {exc}"
+        ) from None
+    finally:
+        bar.close()
+
+
+def _write_history(client, prefix: str, changes) -> None:  # type: ignore[no-untyped-def]
+    pipe = client.pipeline(transaction=False)
+    for n, (key, newest_first) in enumerate(changes.redis_history(prefix).items(), start=1):
+        pipe.rpush(key, *newest_first)
+        if n % 1000 == 0:
+            pipe.execute()
+    for n, (key, counts) in enumerate(changes.redis_flows(prefix).items(), start=1):
+        pipe.hset(key, mapping=counts)
+        if n % 1000 == 0:
+            pipe.execute()
+    pipe.execute()

@@ -115,6 +115,14 @@ from streams.topic_names import TopicNames, topic_options
     help="/healthz fails when the processing loop is silent, or an owned input partition has lag and its "
     "position has not moved, for this long.",
 )
+@click.option(
+    "--history",
+    envvar="SEGMENTER_HISTORY",
+    type=click.IntRange(0, 100_000),
+    default=100,
+    show_default=True,
+    help="Tier changes kept per customer in Redis (segmenter:history:{id}, newest first); 0 keeps none.",
+)
 @topic_options
 def worker(
     broker: str,
@@ -134,6 +142,7 @@ def worker(
     batch_size: int,
     batch_window: float,
     stall_seconds: float,
+    history: int,
     topics: TopicNames,
 ) -> None:
     """Consume events, keep customer aggregates, emit tier changes and project tiers to Redis."""
@@ -164,6 +173,7 @@ def worker(
         batch_size=batch_size,
         batch_window_seconds=batch_window,
         stall_seconds=stall_seconds,
+        history=history,
     )
     _check_redis(redis_url)
     partitions = input_partitions(broker, topics)

@@ -52,6 +52,9 @@ def spec_tier_change() -> dict:
         event = json.loads(block.group(1))
     assert event["rules_version"].startswith("<")
     event["rules_version"] = SHA
+    # v2 adds these two to every tier-change event (SPEC section 6, after the example).
+    event.setdefault("when", "recency_days >= 90")
+    event.setdefault("attributes", {})
     return event
 
 
@@ -197,7 +200,16 @@ TIER_CHANGE_CASES = [
     ("avg_order_value three decimals", tier_change(f_avg_order_value="1.005"), False),
     ("negative frequency", tier_change(f_frequency=-1), False),
     ("recency as float", tier_change(f_recency_days=1.5), False),
-    ("unknown feature", tier_change(f_clv="1.00"), False),
+    ("custom feature", tier_change(f_tickets_90d=3, f_predicted_clv="12.50", f_p_alive=0.5), True),
+    ("feature of a bad type", tier_change(f_clv={"x": 1}), False),
+    ("rules_changed", tier_change(reason="rules_changed", at="2026-11-24T10:15:00.123456Z"), True),
+    ("rules_changed with a cause", tier_change(reason="rules_changed", cause_event_id="p-1"), False),
+    ("profile", tier_change(reason="profile", cause_event_id="pr-1"), True),
+    ("attributes", tier_change(attributes={"region": "EU", "birth_year": 1985, "vip": True}), True),
+    ("attribute with a bad name", tier_change(attributes={"Region": "EU"}), False),
+    ("attribute null", tier_change(attributes={"region": None}), False),
+    ("when missing", {k: v for k, v in tier_change().items() if k != "when"}, False),
+    ("attributes missing", {k: v for k, v in tier_change().items() if k != "attributes"}, False),
     ("missing lifetime_purchases",
      {**tier_change(), "features": {k: v for k, v in tier_change()["features"].items()
                                     if k != "lifetime_purchases"}}, False),

@@ -1,0 +1,85 @@
+"""Reading the workers' tables from their changelogs, read-only: every customer, every partition's clock,
+and the rules in effect on each partition (`rules preview`, `redis rebuild|check`, `explain`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import click
+from tqdm import tqdm
+
+from segmenter.clock import PartitionClock
+from segmenter.customer import CustomerState
+from segmenter.rules import RulesError, RuleSet, default_rules, load_rules, parse_rules
+
+app_id_option = click.option(
+    "--app-id",
+    envvar="SEGMENTER_APP_ID",
+    default="segmenter",
+    show_default=True,
+    help="The workers' app id (names the changelog topics).",
+)
+rules_option = click.option(
+    "--rules",
+    "rules_path",
+    envvar="SEGMENTER_RULES",
+    type=click.Path(dir_okay=False),
+    help="The rules the workers were started with (default: built-in); `rules apply` records win.",
+)
+
+
+def startup_rules(rules_path: str | None) -> RuleSet:
+    try:
+        return load_rules(rules_path) if rules_path else default_rules()
+    except RulesError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@dataclass
+class Tables:
+    customers: dict[str, CustomerState]
+    clocks: dict[int, PartitionClock]
+    startup: RuleSet
+    ends: dict[int, int] = field(default_factory=dict)  # customers changelog end offset per partition
+    _parsed: dict[str, RuleSet] = field(default_factory=dict)
+
+    def rules_of(self, partition: int) -> RuleSet:
+        """The rules in effect on `partition`: its last `rules` record's, else the start-up rules."""
+        clock = self.clocks.get(partition)
+        if clock is None or clock.rules_text is None or clock.rules_version is None:
+            return self.startup
+        rules = self._parsed.get(clock.rules_version)
+        if rules is None:
+            rules = self._parsed[clock.rules_version] = parse_rules(clock.rules_text, "rules record")
+        return rules
+
+
+def read_tables(broker: str, app_id: str, rules_path: str | None, desc: str = "reading tables") -> Tables:
+    """Every customer and clock, with a progress bar; one clear line on any Kafka error."""
+    from state.changelog import read_clocks, read_customers
+
+    startup = startup_rules(rules_path)
+    bar = tqdm(desc=desc, unit="msg", disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    ends: dict[int, int] = {}
+    try:
+        customers = read_customers(broker, app_id, progress, ends)
+        clocks = read_clocks(broker, app_id)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - Kafka errors: one line, no traceback
+        raise click.ClickException(f"cannot read the tables from Kafka at {broker}: {exc}") from None
+    finally:
+        bar.close()
+    return Tables(customers, clocks, startup, ends)
+
+
+def progress_bar(total: int, desc: str) -> Callable[[int], None]:
+    bar = tqdm(total=total, desc=desc, unit="customer", disable=None)
+    return bar.update
