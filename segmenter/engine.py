@@ -54,7 +54,7 @@ class Effects:
 
     transitions: list[TierChange] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    removed_dimensions: set[str] = field(default_factory=set)  # dimensions a rules change dropped
+    removed_dimensions: dict[int, set[str]] = field(default_factory=dict)  # partition -> dropped by rules
     projections: dict[str, CustomerState] = field(default_factory=dict)  # customers whose record to write
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, outcome) -> n
     event_times: list[int] = field(default_factory=list)  # ts micros of applied events (lag metric)
@@ -154,8 +154,10 @@ class BatchResult:
     records: dict[str, dict[str, str]]
     outcomes: Counter[tuple[str, str]]
     event_times: list[int]
-    dimensions: tuple[str, ...] = ()  # every dimension a record of the batch may hold or have dropped
     emitted: dict[str, list[Emitted]] = field(default_factory=dict)  # per projected customer (history)
+    # The records by the dimensions they are projected with (`projection_dimensions`): one group unless
+    # partitions run different rules.
+    groups: list[tuple[tuple[str, ...], list[str]]] = field(default_factory=list)
 
 
 CustomerTable = MutableMapping[str, CustomerState]
@@ -276,17 +278,33 @@ class Engine:
             records=records_out,
             outcomes=effects.outcomes,
             event_times=effects.event_times,
-            dimensions=self.known_dimensions(effects.removed_dimensions),
+            groups=self._groups(effects),
             emitted={cid: state.emitted for cid, state in effects.projections.items() if state.emitted},
         )
 
-    def known_dimensions(self, extra: Iterable[str] = ()) -> tuple[str, ...]:
-        """The dimensions of every rule set in use, then `extra` (a projection clears dropped ones)."""
+    def known_dimensions(self) -> tuple[str, ...]:
+        """The dimensions of every rule set in use."""
         names: dict[str, None] = {}
         for context in (self._default_context, *self._contexts.values()):
             names.update(dict.fromkeys(context.dimensions))
-        names.update(dict.fromkeys(extra))
         return tuple(names)
+
+    def projection_dimensions(self, partition: int, dropped: Iterable[str] = ()) -> tuple[str, ...]:
+        """What the Redis script moves a partition's records between tiers by: the dimensions of its
+        rules, and `-NAME` for each dimension a rules change just dropped (its tier leaves the record)."""
+        return self.context_for(partition).dimensions + tuple(f"-{name}" for name in sorted(dropped))
+
+    def _groups(self, effects: Effects) -> list[tuple[tuple[str, ...], list[str]]]:
+        by_dimensions: dict[tuple[str, ...], list[str]] = {}
+        per_partition: dict[int, tuple[str, ...]] = {}
+        for customer_id, state in effects.projections.items():
+            dimensions = per_partition.get(state.partition)
+            if dimensions is None:
+                dimensions = per_partition[state.partition] = self.projection_dimensions(
+                    state.partition, effects.removed_dimensions.get(state.partition, ())
+                )
+            by_dimensions.setdefault(dimensions, []).append(customer_id)
+        return list(by_dimensions.items())
 
     # ------------------------------------------------------------------ rules in effect
     def context_for(self, partition: int) -> RulesContext:
@@ -357,9 +375,13 @@ class Engine:
     ) -> None:
         assert state.day is not None
         self._touch(state)
+        # D_c: a customer no timer was due for still holds an older day, with the tiers of D_c.
+        watermark = clock.watermark_day()
+        if watermark is not None and watermark > state.day:
+            state.day = watermark
         for dimension in [name for name in state.tiers if name not in context.dimensions]:
             clock.count_move(dimension, state.tiers.pop(dimension), None)  # its seq is kept
-            effects.removed_dimensions.add(dimension)
+            effects.removed_dimensions.setdefault(state.partition, set()).add(dimension)
         # The buckets hold the old windows' days: features over the new windows (what is retained).
         features = features_at(state, state.day, context.rules.value_days, context.rules.engagement_days)
         tiers = context.rules.classify(features)

@@ -66,11 +66,14 @@ def preview(
     rules_of: Callable[[int], RuleSet],
     proposed: RuleSet,
     examples: int = 3,
+    watermark_day_of: Callable[[int], int | None] = lambda partition: None,
 ) -> Preview:
     """Counts before and after, the move matrix and up to `examples` customer ids per changed move.
 
-    `rules_of(partition)` gives the rules in effect on a partition. Examples are the smallest ids, so the
-    output does not depend on the order the states were read in.
+    `rules_of(partition)` gives the rules in effect on a partition, `watermark_day_of` its watermark day:
+    a customer's `D_c` is the later of its own day and that (a customer no timer was due for keeps an
+    older day in its state, with the same tiers). Examples are the smallest ids, so the output does not
+    depend on the order the states were read in.
     """
     result = Preview(current_versions=set(), proposed_version=proposed.version)
     names = dict.fromkeys(proposed.dimension_names)
@@ -85,7 +88,9 @@ def preview(
             for name in names:
                 result.dimensions.setdefault(name, DimensionPreview(name))
         result.customers += 1
-        features = features_at(state, state.day, proposed.value_days, proposed.engagement_days)
+        watermark = watermark_day_of(state.partition)
+        day = state.day if watermark is None else max(state.day, watermark)
+        features = features_at(state, day, proposed.value_days, proposed.engagement_days)
         after = dict(zip(proposed.dimension_names, proposed.classify(features), strict=True))
         for name in current.dimension_names:
             tier = state.tiers.get(name)

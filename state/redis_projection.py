@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # tier-count hashes and membership sets by diffing against the record Redis holds; push the tier changes
 # newer than the record Redis holds to the customer's history (capped at `keep`) and count them in the
 # flows (SPEC section 14). `args[first..]`: n_changes, then per change: record version, event JSON, flows
-# key suffix `{dimension}:{day}`, flows field `FROM>TO`. Returns 1 if written.
+# key suffix `{dimension}:{day}`, flows field `FROM>TO`. `dims`: the dimensions of the record's rules, and
+# `-NAME` for one they dropped (a dimension may share its name with a feature field). Returns 1 if written.
 _PROJECT_FUNCTION = """
 local function project(prefix, dims, key, customer, version, fields_json, keep, args, first)
   local current = redis.call('HGET', key, 'version')
@@ -61,9 +62,14 @@ local function project(prefix, dims, key, customer, version, fields_json, keep, 
   end
   for i = 1, #dims do
     local dim = dims[i]
+    local new = nil
+    if string.sub(dim, 1, 1) == '-' then
+      dim = string.sub(dim, 2)  -- a dimension the rules dropped: the record no longer holds its tier
+    else
+      new = fields[dim]
+    end
     local old = redis.call('HGET', key, dim)
     if old == false then old = nil end
-    local new = fields[dim]
     if old ~= new then
       local counts = prefix .. ':tier-counts:' .. dim
       if old then

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,17 +123,29 @@ class Checkpoint:
             if topic == self.changelogs.customers
         }
         try:
-            self.projection.write(
-                result.records, result.dimensions, projected, expected=projected, emitted=result.emitted
-            )
+            self._project(result, projected, expected=projected)
         except RedisLostData:
             log.error(
                 "Redis lost the projection (its marks are gone): re-projecting every owned customer; history "
                 "and flows before now are gone until `segmenter redis rebuild` (it reads the tier changes)"
             )
             self.reproject_all()
-            self.projection.write(result.records, result.dimensions, projected, emitted=result.emitted)
+            self._project(result, projected)
         self._write_stores(changes, delivery)
+
+    def _project(self, result: BatchResult, projected: dict[int, int], expected: Iterable[int] = ()) -> None:
+        """One write per group of records with the same dimensions (one, unless partitions run different
+        rules); the projected marks go with the last."""
+        groups = result.groups or [((), [])]
+        for index, (dimensions, customer_ids) in enumerate(groups):
+            last = index == len(groups) - 1
+            self.projection.write(
+                {cid: result.records[cid] for cid in customer_ids},
+                dimensions,
+                projected if last else {},
+                expected=expected,
+                emitted=result.emitted,
+            )
 
     # ------------------------------------------------------------------ steps
     def _produce(self, result: BatchResult, delivery: _Delivery) -> dict[int, StoreWrite]:

@@ -159,7 +159,7 @@ class OwnedPartitions:
         """Write the restored states of these customers to Redis (version-guarded), then mark `end`."""
         store = self.stores[partition]
         ids = sorted(customer_ids)
-        dimensions = self.engine.known_dimensions()
+        dimensions = self.engine.projection_dimensions(partition)
         for start in range(0, max(1, len(ids)), REPROJECT_CHUNK):
             records = {}
             emitted = {}

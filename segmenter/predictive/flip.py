@@ -109,7 +109,7 @@ def first_true_day(
 
 
 def _bisect(pred: Callable[[int], bool], false_day: int, true_day: int) -> int:
-    while true_day - false_day > 2:
+    while true_day - false_day > 1:
         middle = (false_day + true_day) // 2
         if pred(middle):
             true_day = middle
@@ -147,6 +147,9 @@ def next_flip_day(
         def crossing(c: Threshold) -> float | None:
             if not 0 < c < 1:
                 return None
-            return summary.first_day + p_alive_inverse(model.bgnbd, summary.x, summary.t_x, float(c))
+            try:
+                return summary.first_day + p_alive_inverse(model.bgnbd, summary.x, summary.t_x, float(c))
+            except (OverflowError, ValueError):  # a crossing beyond any day: let the search say None
+                return None
 
     return first_flip_day(value_at, op, threshold, start, limit_days, crossing)

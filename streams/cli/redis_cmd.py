@@ -140,14 +140,17 @@ async def _rebuild(engine, customers, redis_url, prefix, app_id, ends) -> int:  
     try:
         await projection.delete_all()
         written = 0
-        items = list(customers.items())
-        dimensions = _dimensions(engine, customers)
-        with tqdm(total=len(items), desc="writing Redis", unit="customer", disable=None) as bar:
-            for start in range(0, len(items), 1000):
-                chunk = items[start : start + 1000]
-                records = [(cid, engine.record_fields(state)) for cid, state in chunk]
-                written += await projection.write(records, dimensions)
-                bar.update(len(chunk))
+        by_partition: dict[int, list] = {}
+        for customer_id, state in customers.items():
+            by_partition.setdefault(state.partition, []).append((customer_id, state))
+        with tqdm(total=len(customers), desc="writing Redis", unit="customer", disable=None) as bar:
+            for partition, items in sorted(by_partition.items()):
+                dimensions = engine.projection_dimensions(partition)
+                for start in range(0, len(items), 1000):
+                    chunk = items[start : start + 1000]
+                    records = [(cid, engine.record_fields(state)) for cid, state in chunk]
+                    written += await projection.write(records, dimensions)
+                    bar.update(len(chunk))
         if ends:  # what Redis now reflects: workers' restores re-project only past these offsets
             await projection.client.hset(
                 projected_key(prefix), mapping={f"{app_id}:{p}": offset for p, offset in ends.items()}
@@ -155,13 +158,6 @@ async def _rebuild(engine, customers, redis_url, prefix, app_id, ends) -> int:  
         return written
     finally:
         await projection.close()
-
-
-def _dimensions(engine, customers) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
-    """Every dimension of the rules in effect on the customers' partitions."""
-    for partition in {state.partition for state in customers.values()}:
-        engine.context_for(partition)
-    return engine.known_dimensions()
 
 
 def _history(broker: str, topics: TopicNames, keep: int):  # type: ignore[no-untyped-def]

@@ -86,7 +86,9 @@ def preview(
 
     proposed, _ = _load_file(file)
     tables = read_tables(broker, app_id, rules_path)
-    result = compute(tables.customers.values(), tables.rules_of, proposed, examples)
+    result = compute(
+        tables.customers.values(), tables.rules_of, proposed, examples, tables.watermark_day_of
+    )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return

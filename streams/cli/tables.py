@@ -44,6 +44,10 @@ class Tables:
     ends: dict[int, int] = field(default_factory=dict)  # customers changelog end offset per partition
     _parsed: dict[str, RuleSet] = field(default_factory=dict)
 
+    def watermark_day_of(self, partition: int) -> int | None:
+        clock = self.clocks.get(partition)
+        return None if clock is None else clock.watermark_day()
+
     def rules_of(self, partition: int) -> RuleSet:
         """The rules in effect on `partition`: its last `rules` record's, else the start-up rules."""
         clock = self.clocks.get(partition)
