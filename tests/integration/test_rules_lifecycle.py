@@ -34,6 +34,7 @@ from tests.integration.workerproc import Names, WorkerProcess
 from tests.oracle import eventgen, model
 
 PARTITIONS = 3
+HISTORY = ["--history", "5"]
 CLOCK_TO = "2026-03-01"
 RULES_B = """\
 version: 1
@@ -112,7 +113,7 @@ def test_preview_apply_continue_restart(stack, names, tmp_path) -> None:
     messages = [m for m in messages if isinstance(model.validate_message(*m), model.Event)]
     rules_b = tmp_path / "rules-b.yaml"
     rules_b.write_text(RULES_B)
-    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data", ["--history", "5"]).start()
+    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data", HISTORY).start()
     try:
         produce(stack.broker, names, messages)
         _clock_advance(stack, names, CLOCK_TO)
@@ -148,8 +149,9 @@ def test_preview_apply_continue_restart(stack, names, tmp_path) -> None:
                                                if d["dimension"] in v.tiers))
             for move in d["moves"]:
                 for cid in move["examples"]:
-                    assert (oracle.final[cid].tiers.get(d["dimension"]), expected_b[cid].get(d["dimension"])) \
-                        == (move["from"], move["to"])
+                    dimension = d["dimension"]
+                    move_of = (oracle.final[cid].tiers.get(dimension), expected_b[cid].get(dimension))
+                    assert move_of == (move["from"], move["to"])
         assert _cli(stack, names, "rules", "preview", str(rules_b)).count("->") >= 1  # the text form runs
 
         output = _cli(stack, names, "rules", "apply", str(rules_b))
@@ -194,7 +196,8 @@ def test_preview_apply_continue_restart(stack, names, tmp_path) -> None:
         for dimension in ("lifecycle", "value", "spend"):
             assert counts[dimension] == dict(Counter(t[dimension] for t in expected_b.values()))
             for tier in counts[dimension]:
-                assert members[(dimension, tier)] == {c for c, t in expected_b.items() if t[dimension] == tier}
+                in_tier = {c for c, t in expected_b.items() if t[dimension] == tier}
+                assert members[(dimension, tier)] == in_tier
 
         # History (capped at 5) and flows equal the tier-change topic.
         client = redis.Redis.from_url(stack.redis_url)
@@ -224,13 +227,15 @@ def test_preview_apply_continue_restart(stack, names, tmp_path) -> None:
         )])
         wait_until_quiet(lambda: topic_size(stack.broker, names.tier_changes))
         latest = [c for c in tier_changes(stack.broker, names) if c["customer_id"] == "c-after"]
-        assert {c["dimension"]: c["to"] for c in latest} == {"lifecycle": "new", "value": "high", "spend": "big"}
+        assert {c["dimension"]: c["to"] for c in latest} == {
+            "lifecycle": "new", "value": "high", "spend": "big"
+        }
         total = topic_size(stack.broker, names.tier_changes)
     finally:
         worker.stop()
 
     # A restarted worker follows the recorded rules (it was started without them) and re-emits nothing.
-    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data", ["--history", "5"]).start()
+    worker = WorkerProcess(stack.broker, stack.redis_url, names, tmp_path / "data", HISTORY).start()
     try:
         wait_until_quiet(lambda: topic_size(stack.broker, names.tier_changes), quiet_seconds=6)
         assert topic_size(stack.broker, names.tier_changes) == total
