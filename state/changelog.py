@@ -41,6 +41,27 @@ def read_customers(
     return customers
 
 
+def read_customer(broker: str, app_id: str, customer_id: str) -> CustomerState | None:
+    """One customer's latest state: only its partition of the changelog (the default partitioner's, as
+    the inputs and the changelog are co-partitioned)."""
+    from kafka.partitioner.default import murmur2
+
+    key = customer_id.encode()
+    consumer = KafkaConsumer(bootstrap_servers=broker.split(","), **kafka_python_security())
+    try:
+        partitions = consumer.partitions_for_topic(changelog_topic(app_id)) or set()
+    finally:
+        consumer.close()
+    if not partitions:
+        raise LookupError(f"changelog topic {changelog_topic(app_id)} does not exist")
+    partition = (murmur2(key) & 0x7FFFFFFF) % len(partitions)
+    found: bytes | None = None
+    for record_key, value in _read_compacted(broker, changelog_topic(app_id), None, only=partition):
+        if record_key == key:
+            found = value
+    return None if found is None else msgspec.msgpack.decode(found, type=CustomerState)
+
+
 def read_clocks(broker: str, app_id: str) -> dict[int, PartitionClock]:
     """Latest clock of every partition (its watermark, counts and the rules in effect, SPEC section 13)."""
     decoder = msgspec.msgpack.Decoder(PartitionClock)
@@ -70,6 +91,7 @@ def _read_compacted(
     on_progress: Callable[[int, int], None] | None,
     ends: dict[int, int] | None = None,
     keyed: bool = True,
+    only: int | None = None,
 ) -> Iterator[tuple[bytes, bytes | None]]:
     consumer = KafkaConsumer(
         bootstrap_servers=broker.split(","),
@@ -85,7 +107,7 @@ def _read_compacted(
             raise LookupError(
                 f"changelog topic {topic} does not exist (wrong --app-id, or no worker ran yet)"
             )
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in sorted(partitions) if only is None or p == only]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)

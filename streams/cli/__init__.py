@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo_cmd", "demo"),
     "model": ("model_cmd", "model"),
     "history": ("history_cmd", "history"),
+    "explain": ("explain_cmd", "explain"),
 }
 
 

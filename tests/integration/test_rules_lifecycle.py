@@ -20,6 +20,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from segmenter.rules import default_rules
 from streams.cli import cli
 from tests.integration.pipeline_helpers import (
     delete_prefix,
@@ -137,6 +138,20 @@ def test_preview_apply_continue_restart(stack, names, tmp_path) -> None:
                 new = expected_b[cid].get(dimension)
                 matrix[dimension][(old, new)] += 1
 
+        # `explain` agrees with every record under the default rules, for every tier that occurs.
+        records_a, _, _ = redis_state(stack.redis_url, names.redis_prefix)
+        seen_tiers = set()
+        for cid, record in sorted(records_a.items()):
+            if all((d, record[d]) in seen_tiers for d in ("lifecycle", "value", "engagement")):
+                continue  # one customer per tier is enough (each explain reads a changelog partition)
+            explained = json.loads(_cli(stack, names, "explain", "--json", cid))
+            for d in explained["dimensions"]:
+                assert d["tier"] == record[d["dimension"]], (cid, d)
+                seen_tiers.add((d["dimension"], d["tier"]))
+                assert len(d["failed"]) == [t.name for t in default_rules().dimension(d["dimension"]).tiers
+                                            ].index(d["tier"])
+        assert len(seen_tiers) >= 10
+
         preview = json.loads(_cli(stack, names, "rules", "preview", "--json", str(rules_b)))
         assert preview["customers"] == len(oracle.final)
         got_matrix = {
@@ -244,5 +259,9 @@ def test_preview_apply_continue_restart(stack, names, tmp_path) -> None:
     assert "follow the rules applied with `segmenter rules apply`" in worker.log_tail(200)
     history = json.loads(_cli(stack, names, "history", "--json", "c-after"))
     assert [h["dimension"] for h in history][::-1][:3] == [c["dimension"] for c in latest]
+    explained = json.loads(_cli(stack, names, "explain", "--json", "c-after"))
+    assert {d["dimension"]: d["tier"] for d in explained["dimensions"]} == {
+        "lifecycle": "new", "value": "high", "spend": "big"
+    }
     at = json.loads(_cli(stack, names, "history", "--json", "--at", "2026-03-02T12:00:00Z", "c-after"))
     assert at["tiers"] == {"lifecycle": "new", "value": "high", "spend": "big"} and at["complete"]
