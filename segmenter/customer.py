@@ -30,6 +30,17 @@ class Emitted(msgspec.Struct, array_like=True, frozen=True):
     body: bytes
 
 
+class Attribute(msgspec.Struct, array_like=True, frozen=True):
+    """One profile attribute and the write that set it (SPEC section 10: last writer by event time).
+
+    A removal (`value` None) is kept as a write, so an older value arriving later cannot bring it back.
+    """
+
+    value: str | int | float | bool | None
+    ts: int  # epoch micros of the profile event
+    offset: int  # its offset on the profiles topic: equal `ts`, the later offset wins
+
+
 class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     """Everything the segmenter keeps about one customer; stored in the table, encoded with msgpack."""
 
@@ -67,6 +78,22 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     purchase_day_cents: list[int] = msgspec.field(default_factory=list)
     # The tier changes of the latest batch that touched this customer (see `Emitted`).
     emitted: list[Emitted] = msgspec.field(default_factory=list)
+    attributes: dict[str, Attribute] = msgspec.field(default_factory=dict)
+
+    def attribute_values(self) -> dict[str, str | int | float | bool]:
+        """The present attributes, as conditions read them (`attr.NAME` keys)."""
+        return {
+            f"attr.{name}": attribute.value
+            for name, attribute in self.attributes.items()
+            if attribute.value is not None
+        }
+
+    def attributes_json(self) -> dict[str, str | int | float | bool]:
+        """The present attributes by name (tier-change `attributes`)."""
+        return {
+            name: attribute.value for name, attribute in sorted(self.attributes.items())
+            if attribute.value is not None
+        }
 
     @property
     def first_purchase_day(self) -> int | None:
@@ -90,9 +117,11 @@ def is_duplicate(state: CustomerState, event: Event, horizon_micros: int) -> boo
     return newest is None or event.ts_micros >= newest - horizon_micros
 
 
-def apply_event(state: CustomerState, event: Event, horizon_micros: int) -> None:
-    """Fold one validated, non-duplicate event into the aggregate."""
-    if event.is_interaction:
+def apply_event(state: CustomerState, event: Event, horizon_micros: int, offset: int = 0) -> None:
+    """Fold one validated, non-duplicate event into the aggregate (`offset`: its input offset)."""
+    if event.attributes is not None:
+        _apply_profile(state, event.attributes, event.ts_micros, offset)
+    elif event.is_interaction:
         _add_to_buckets(state.i_days, (state.i_count,), event.day, (1,))
         if state.last_interaction_day is None or event.day > state.last_interaction_day:
             state.last_interaction_day = event.day
@@ -117,6 +146,15 @@ def apply_event(state: CustomerState, event: Event, horizon_micros: int) -> None
         state.newest[topic_key] = event.ts_micros
     state.seen[event.event_id] = event.ts_micros
     _prune_seen(state, horizon_micros)
+
+
+def _apply_profile(
+    state: CustomerState, attributes: dict[str, str | int | float | bool | None], ts: int, offset: int
+) -> None:
+    for name, value in attributes.items():
+        current = state.attributes.get(name)
+        if current is None or (ts, offset) > (current.ts, current.offset):
+            state.attributes[name] = Attribute(value, ts, offset)
 
 
 def prune_buckets(
@@ -161,4 +199,6 @@ DEFAULT_DEDUPE_HORIZON_MICROS = 7 * MICROS_PER_DAY
 
 
 def _topic_key(event: Event) -> str:
+    if event.attributes is not None:
+        return "f"
     return "i" if event.is_interaction else "p"

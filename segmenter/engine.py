@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 
 import msgspec
+import orjson
 
 from segmenter.clock import PartitionClock
 from segmenter.customer import (
@@ -433,7 +434,8 @@ class Engine:
         partition = message.partition
         clock = self.clock_for(partition)
         old_watermark_day = clock.watermark_day()
-        if _observe(clock, message.kind.value, event.ts_micros):
+        # The profiles topic does not take part in the watermark (SPEC section 10).
+        if message.kind is not Kind.PROFILES and _observe(clock, message.kind.value, event.ts_micros):
             self._dirty_clocks[partition] = clock
         watermark_day = clock.watermark_day()
 
@@ -451,7 +453,7 @@ class Engine:
             return
 
         state.offsets[message.kind.value] = message.offset
-        self._apply(state, event, watermark_day, effects)
+        self._apply(state, event, watermark_day, effects, message.offset)
         effects.outcomes[(message.topic, "applied")] += 1
         effects.event_times.append(event.ts_micros)
         self._advance_partition(partition, old_watermark_day, watermark_day, effects)
@@ -518,7 +520,9 @@ class Engine:
         self._advance_partition(partition, old_watermark_day, clock.watermark_day(), effects)
 
     # ------------------------------------------------------------------ evaluation
-    def _apply(self, state: CustomerState, event: Event, watermark_day: int | None, effects: Effects) -> None:
+    def _apply(
+        self, state: CustomerState, event: Event, watermark_day: int | None, effects: Effects, offset: int
+    ) -> None:
         target = event.day if watermark_day is None else max(event.day, watermark_day)
         if state.day is not None:
             if state.day > target:
@@ -527,7 +531,7 @@ class Engine:
                 if state.next_due is not None and state.next_due <= target:
                     self._advance_customer(state, target, effects)
                 state.day = target
-        apply_event(state, event, self.config.dedupe_horizon_micros)
+        apply_event(state, event, self.config.dedupe_horizon_micros, offset)
         self._prune(state, target)  # the record below is as of `target`: features are the buckets' totals
         features = current_features(state, target)
         tiers = self.context_for(state.partition).rules.classify(features)
@@ -602,6 +606,7 @@ class Engine:
                 actions=rules.tier_actions(index, tier),
                 features=rendered,
                 when=context.when[index][tier],
+                attributes=dict(state.attributes_json()) if state.attributes else {},
             )
             effects.transitions.append(change)
             state.emitted.append(
@@ -669,9 +674,19 @@ class Engine:
             fields["first_purchase_at"] = state.first_purchase_at
         if state.last_purchase_at is not None:
             fields["last_purchase_at"] = state.last_purchase_at
+        for name, attribute in state.attributes.items():
+            if attribute.value is not None:
+                fields[f"attr.{name}"] = render_attribute(attribute.value)
         fields["rules_version"] = rules.version
         fields["version"] = str(state.version)
         return fields
+
+
+def render_attribute(value: str | int | float | bool) -> str:
+    """SPEC section 10: strings verbatim, numbers as JSON text, booleans `true`/`false`."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
 
 
 def _observe(clock: PartitionClock, kind: str, ts_micros: int) -> bool:

@@ -24,6 +24,11 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ID_CHARS = 128
 _INTERACTION_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$", re.ASCII)
 _CURRENCY_CODE = re.compile(r"^[A-Z]{3}$", re.ASCII)
+_ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$", re.ASCII)
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_CHARS = 256
+MAX_DOUBLE = Decimal("1.7976931348623157e308")
+AttributeValue = str | int | float | bool | None
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 
@@ -32,6 +37,7 @@ class Kind(StrEnum):
 
     PURCHASES = "purchases"
     INTERACTIONS = "interactions"
+    PROFILES = "profiles"
 
 
 class DeadLetterReason(StrEnum):
@@ -51,7 +57,9 @@ class Event(msgspec.Struct, frozen=True):
     ts: str
     ts_micros: int
     day: int
-    amount_cents: int  # 0 for interactions
+    amount_cents: int  # 0 for interactions and profiles
+    category: str | None = None  # purchases and refunds (custom features, SPEC section 11)
+    attributes: dict[str, AttributeValue] | None = None  # profile events only (None removes, SPEC 10)
 
     @property
     def is_purchase(self) -> bool:
@@ -62,12 +70,18 @@ class Event(msgspec.Struct, frozen=True):
         return self.type == "refund"
 
     @property
+    def is_profile(self) -> bool:
+        return self.attributes is not None
+
+    @property
     def is_interaction(self) -> bool:
-        return self.amount_cents == 0
+        return self.amount_cents == 0 and self.attributes is None
 
     @property
     def reason(self) -> str:
         """The `reason` of tier changes this event causes."""
+        if self.attributes is not None:
+            return "profile"
         return self.type if self.type in ("purchase", "refund") else "interaction"
 
 
@@ -125,16 +139,12 @@ def _reject_constant(name: str) -> Any:
 def _validate(kind: Kind, doc: dict[str, Any]) -> Event:
     event_id = _identifier(doc, "event_id")
     customer_id = _identifier(doc, "customer_id")
+    if kind is Kind.PROFILES:
+        return _validate_profile(doc, event_id, customer_id)
     event_type = doc.get("type")
     if not isinstance(event_type, str):
         raise _schema("type is required and must be a string")
-    ts = doc.get("ts")
-    if not isinstance(ts, str):
-        raise _schema("ts is required and must be an RFC 3339 string")
-    try:
-        ts_micros = parse_rfc3339_micros(ts)
-    except TimestampError as exc:
-        raise _schema(str(exc)) from None
+    ts, ts_micros = _timestamp(doc)
     amount_cents = 0
     if kind is Kind.PURCHASES:
         if event_type not in ("purchase", "refund"):
@@ -159,6 +169,7 @@ def _validate(kind: Kind, doc: dict[str, Any]) -> Event:
             raise _schema(f"interaction type {event_type[:40]!r} must match [a-z][a-z0-9_]{{0,31}}")
         if "properties" in doc and not isinstance(doc["properties"], dict):
             raise _schema("properties must be an object")
+    category = doc.get("category") if kind is Kind.PURCHASES else None
     return Event(
         event_id=event_id,
         customer_id=customer_id,
@@ -167,7 +178,61 @@ def _validate(kind: Kind, doc: dict[str, Any]) -> Event:
         ts_micros=ts_micros,
         day=day_of_micros(ts_micros),
         amount_cents=amount_cents,
+        category=category,
     )
+
+
+def _validate_profile(doc: dict[str, Any], event_id: str, customer_id: str) -> Event:
+    """SPEC section 10: attributes is an object of 1..64 named strings, numbers, booleans or nulls."""
+    ts, ts_micros = _timestamp(doc)
+    attributes = doc.get("attributes")
+    if not isinstance(attributes, dict):
+        raise _schema("attributes is required and must be an object")
+    if not 1 <= len(attributes) <= MAX_ATTRIBUTES:
+        raise _schema(f"attributes must hold 1..{MAX_ATTRIBUTES} entries, not {len(attributes)}")
+    values: dict[str, AttributeValue] = {}
+    for name, value in attributes.items():
+        if not _ATTRIBUTE_NAME.match(name):
+            raise _schema(f"attribute name {name[:40]!r} must match [a-z][a-z0-9_]{{0,31}}")
+        values[name] = _attribute_value(name, value)
+    return Event(
+        event_id=event_id,
+        customer_id=customer_id,
+        type="profile",
+        ts=ts,
+        ts_micros=ts_micros,
+        day=day_of_micros(ts_micros),
+        amount_cents=0,
+        attributes=values,
+    )
+
+
+def _attribute_value(name: str, value: Any) -> AttributeValue:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if not 1 <= len(value) <= MAX_ATTRIBUTE_CHARS:
+            raise _schema(f"attribute {name!r}: a string must have 1..{MAX_ATTRIBUTE_CHARS} characters")
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_DOUBLE:
+            raise _schema(f"attribute {name!r}: the number is beyond the range of a double")
+        return value if abs(value) < 2**53 else float(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite() or abs(value) > MAX_DOUBLE:
+            raise _schema(f"attribute {name!r}: the number is beyond the range of a double")
+        return float(value)
+    raise _schema(f"attribute {name!r} must be a string, number, boolean or null, not {_json_type(value)}")
+
+
+def _timestamp(doc: dict[str, Any]) -> tuple[str, int]:
+    ts = doc.get("ts")
+    if not isinstance(ts, str):
+        raise _schema("ts is required and must be an RFC 3339 string")
+    try:
+        return ts, parse_rfc3339_micros(ts)
+    except TimestampError as exc:
+        raise _schema(str(exc)) from None
 
 
 def _identifier(doc: dict[str, Any], field: str) -> str:
@@ -197,6 +262,6 @@ def _schema(detail: str) -> InvalidEvent:
 
 
 def _json_type(value: object) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+    return {list: "an array", dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number"
     )

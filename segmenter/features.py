@@ -83,7 +83,8 @@ class AvgOrderValue:
         return Fraction(self.cents, self.orders)
 
 
-Features = dict[str, int | Fraction | AvgOrderValue | None]
+# Feature name -> value; attributes under `attr.NAME` (strings, numbers, booleans).
+Features = dict[str, int | float | str | bool | Fraction | AvgOrderValue | None]
 
 
 def current_features(state: CustomerState, day: int) -> Features:
@@ -92,7 +93,7 @@ def current_features(state: CustomerState, day: int) -> Features:
     frequency = sum(state.p_count)
     purchase_cents = sum(state.p_cents)
     first, last, interaction = state.first_purchase_day, state.last_purchase_day, state.last_interaction_day
-    return {
+    features: Features = {
         "lifetime_purchases": state.lifetime_purchases,
         "lifetime_monetary": state.lifetime_cents,
         "frequency": frequency,
@@ -103,6 +104,9 @@ def current_features(state: CustomerState, day: int) -> Features:
         "days_since_last_interaction": None if interaction is None else day - interaction,
         "avg_order_value": AvgOrderValue(purchase_cents, frequency) if frequency else None,
     }
+    if state.attributes:
+        features.update(state.attribute_values())
+    return features
 
 
 class WindowSums:
@@ -130,7 +134,7 @@ class WindowSums:
             state.last_purchase_day,
             state.last_interaction_day,
         )
-        return {
+        features: Features = {
             "lifetime_purchases": state.lifetime_purchases,
             "lifetime_monetary": state.lifetime_cents,
             "frequency": frequency,
@@ -141,21 +145,30 @@ class WindowSums:
             "days_since_last_interaction": None if interaction is None else day - interaction,
             "avg_order_value": AvgOrderValue(purchase_cents, frequency) if frequency else None,
         }
+        if state.attributes:
+            features.update(state.attribute_values())
+        return features
 
 
 def features_at(state: CustomerState, day: int, value_days: int, engagement_days: int) -> Features:
     return WindowSums(state, value_days, engagement_days).at(day)
 
 
-def render_feature(name: str, value: int | Fraction | AvgOrderValue | None) -> str | int | None:
-    """JSON rendering: money as 2-place decimal strings, everything else as is."""
+def render_feature(
+    name: str, value: object, money: frozenset[str] | set[str] = MONEY_FEATURES
+) -> str | int | None:
+    """JSON rendering: money (cents) as 2-place decimal strings, floats (predictive features) with 6
+    places, counts and days as they are."""
     if value is None:
         return None
     if isinstance(value, AvgOrderValue):  # purchase cents are never negative: round half up in integers
         whole, remainder = divmod(value.cents, value.orders)
         return format_cents(whole + 1 if remainder * 2 >= value.orders else whole)
-    if name in MONEY_FEATURES:
+    if name in money:
+        assert isinstance(value, int | Fraction)
         return format_cents(value)
+    if isinstance(value, float):
+        return f"{value:.6f}"
     assert isinstance(value, int)
     return value
 

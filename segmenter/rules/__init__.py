@@ -1,4 +1,5 @@
-"""The rule language (SPEC section 5): rules files, tier conditions and classification. Never uses eval."""
+"""The rule language (SPEC sections 5, 10, 11, 12): rules files, tier conditions, attribute tests, custom and
+predictive features, classification and explanations. Never uses eval."""
 
 from segmenter.rules.expression import (
     ConditionError,
@@ -13,29 +14,56 @@ from segmenter.rules.loader import (
     default_rules_text,
     load_rules,
     parse_rules,
+    read_model_parameters,
     rules_version,
 )
 from segmenter.rules.model import (
+    ATTRIBUTE_PREFIX,
+    BUILTIN_FEATURE_NAMES,
+    COUNT_INTERACTIONS,
+    COUNT_PURCHASES,
     DAY_FEATURES,
+    DISTINCT_CATEGORIES,
     FEATURES,
     MONEY_FEATURES,
     OPERATORS,
+    PREDICTIVE_FEATURE_NAMES,
+    PREDICTIVE_FEATURES,
+    SUM_PURCHASES,
+    AttributeTest,
     Comparison,
+    CustomFeature,
     Dimension,
+    FeatureCatalog,
+    Literal,
+    PredictiveModel,
     RulesError,
     RuleSet,
     Tier,
 )
 
 __all__ = [
+    "ATTRIBUTE_PREFIX",
+    "BUILTIN_FEATURE_NAMES",
+    "COUNT_INTERACTIONS",
+    "COUNT_PURCHASES",
     "DAY_FEATURES",
     "DEFAULT_SOURCE",
+    "DISTINCT_CATEGORIES",
     "FEATURES",
     "MONEY_FEATURES",
     "OPERATORS",
+    "PREDICTIVE_FEATURES",
+    "PREDICTIVE_FEATURE_NAMES",
+    "SUM_PURCHASES",
+    "AttributeTest",
     "Comparison",
     "ConditionError",
+    "CustomFeature",
     "Dimension",
+    "FeatureCatalog",
+    "Literal",
+    "PredictiveModel",
     "RuleSet",
     "RulesError",
     "Tier",
@@ -47,5 +75,6 @@ __all__ = [
     "normalise",
     "parse_condition",
     "parse_rules",
+    "read_model_parameters",
     "rules_version",
 ]
