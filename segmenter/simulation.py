@@ -42,6 +42,9 @@ _EPOCH = date(1970, 1, 1)
 
 PURCHASES = "purchases"
 INTERACTIONS = "interactions"
+PROFILES = "profiles"
+REGIONS = ("EU", "US", "APAC", "LATAM")
+INDUSTRIES = ("retail", "wholesale", "manufacturing", "services", "public")
 
 PERSONAS = ("prospect", "one_time", "occasional", "regular", "whale")
 PERSONA_WEIGHTS = (0.12, 0.40, 0.25, 0.20, 0.03)
@@ -57,7 +60,7 @@ _INTERACTION_CUM_WEIGHTS = (0.58, 0.83, 0.93, 0.96)  # bisect index -> type
 _CAMPAIGNS = tuple(f"cmp-{i:02d}" for i in range(1, 25))
 
 # heap item codes
-_ARRIVAL, _PURCHASE, _BURST, _INTERACT, _REFUND, _ONE_OFF = range(6)
+_ARRIVAL, _PURCHASE, _BURST, _INTERACT, _REFUND, _ONE_OFF, _PROFILE = range(7)
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,8 @@ class Simulation:
         self.config = config
         self._rng = random.Random(f"segmenter-sim:{config.seed}")
         self._inject = random.Random(f"segmenter-sim-inject:{config.seed}")
+        # Profiles draw from their own generator: the behaviour streams stay as they were without them.
+        self._profiles = random.Random(f"segmenter-sim-profiles:{config.seed}")
         self._heap: list[tuple[int, int, int, _Customer | None, object]] = []
         self._seq = 0
         self._next_event = 0
@@ -253,6 +258,9 @@ class Simulation:
                 first = t + rng.uniform(0, DAY)
             self._schedule_purchase(c, t, first)
         self._push(t + rng.expovariate(c.rate), _INTERACT, c)
+        self._push(t + self._profiles.uniform(0, 3600), _PROFILE, c, "initial")
+        if self._profiles.random() < 0.2:  # a CRM update later: a move, or a newsletter choice
+            self._push(t + self._profiles.uniform(30 * DAY, 300 * DAY), _PROFILE, c, "update")
 
     def _schedule_purchase(self, c: _Customer, now: int, at: float) -> None:
         rng = self._rng
@@ -291,6 +299,9 @@ class Simulation:
             kind = _INTERACTION_TYPES[bisect_right(_INTERACTION_CUM_WEIGHTS, rng.random())]
             self._push(t + rng.expovariate(c.rate), _INTERACT, c)
             yield from self._emit_interaction(c, ts, kind)
+            return
+        if code == _PROFILE:
+            yield from self._emit_profile(c, ts, extra == "initial")
             return
         if code == _ONE_OFF:
             if c.churned and t > c.quiet_until:
@@ -366,6 +377,33 @@ class Simulation:
         elif kind == "review":
             event["properties"] = {"rating": rng.choice((1, 2, 3, 4, 4, 5, 5, 5))}
         yield from self._deliver(INTERACTIONS, c.key, orjson.dumps(event), ts, event)
+
+    def _emit_profile(self, c: _Customer, ts: int, initial: bool) -> Iterator[Message]:
+        """A region, an industry and a birth year at arrival (SPEC section 10); later a move or a newsletter
+        choice, or the removal of the birth year."""
+        rng = self._profiles
+        attributes: dict[str, Any]
+        if initial:
+            attributes = {
+                "region": REGIONS[int(rng.random() * len(REGIONS))],
+                "industry": INDUSTRIES[int(rng.random() * len(INDUSTRIES))],
+                "birth_year": rng.randint(1950, 2005),
+            }
+        else:
+            choice = rng.random()
+            if choice < 0.5:
+                attributes = {"region": REGIONS[int(rng.random() * len(REGIONS))]}
+            elif choice < 0.9:
+                attributes = {"newsletter": rng.random() < 0.5}
+            else:
+                attributes = {"birth_year": None}
+        event = {
+            "event_id": f"{self._event_id()}-p",
+            "customer_id": c.cid,
+            "ts": self._ts_text(ts),
+            "attributes": attributes,
+        }
+        yield from self._deliver(PROFILES, c.key, orjson.dumps(event), ts, event)
 
     def _deliver(
         self, topic: str, key: bytes, value: bytes, ts: int, event: dict[str, Any]

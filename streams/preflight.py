@@ -20,7 +20,7 @@ def input_partitions(broker: str, topics: TopicNames) -> int:
     """
     counts = partition_counts(broker, topics.all())
     purchases, interactions = counts[topics.purchases], counts[topics.interactions]
-    missing = [name for name in topics.inputs() if counts[name] is None]
+    missing = [name for name in topics.inputs()[:2] if counts[name] is None]
     if missing:
         raise click.ClickException(
             f"input topic(s) {', '.join(missing)} do not exist; run `segmenter topics create --partitions N`"
@@ -31,6 +31,12 @@ def input_partitions(broker: str, topics: TopicNames) -> int:
             f"input topics are not co-partitioned: {topics.purchases} has {purchases} partitions, "
             f"{topics.interactions} has {interactions}; they must be equal"
         )
+    profiles = counts[topics.profiles]
+    if profiles is not None and profiles != purchases:
+        raise click.ClickException(
+            f"input topics are not co-partitioned: {topics.purchases} has {purchases} partitions, "
+            f"{topics.profiles} has {profiles}; they must be equal"
+        )
     control = counts[topics.control]
     if control is not None and control != purchases:
         raise click.ClickException(
@@ -39,7 +45,8 @@ def input_partitions(broker: str, topics: TopicNames) -> int:
         )
     to_create = {
         name: purchases
-        for name in (topics.control, topics.tier_changes, topics.dead_letters)
+        # A deployment from before the profiles topic gets it (empty) with the inputs' count.
+        for name in (topics.control, topics.tier_changes, topics.dead_letters, topics.profiles)
         if counts[name] is None
     }
     if to_create:

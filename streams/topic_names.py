@@ -21,6 +21,7 @@ _ENV_AND_OPTION: dict[str, tuple[str, str]] = {
     "tier_changes": ("SEGMENTER_TOPIC_TIER_CHANGES", "--tier-changes-topic"),
     "dead_letters": ("SEGMENTER_TOPIC_DEAD_LETTERS", "--dead-letters-topic"),
     "control": ("SEGMENTER_TOPIC_CONTROL", "--control-topic"),
+    "profiles": ("SEGMENTER_TOPIC_PROFILES", "--profiles-topic"),
 }
 
 
@@ -31,6 +32,7 @@ class TopicNames:
     tier_changes: str = "customer.tier-changes"
     dead_letters: str = "customer.dead-letters"
     control: str = "customer.segmenter-control"
+    profiles: str = "customer.profiles"
 
     def __post_init__(self) -> None:
         names = self.all()
@@ -52,11 +54,19 @@ class TopicNames:
         return cls(**overrides)
 
     def all(self) -> tuple[str, ...]:
-        """All five names: purchases, interactions, tier_changes, dead_letters, control."""
-        return (self.purchases, self.interactions, self.tier_changes, self.dead_letters, self.control)
+        """All six names: purchases, interactions, tier_changes, dead_letters, control, profiles."""
+        return (
+            self.purchases,
+            self.interactions,
+            self.tier_changes,
+            self.dead_letters,
+            self.control,
+            self.profiles,
+        )
 
-    def inputs(self) -> tuple[str, str]:
-        return (self.purchases, self.interactions)
+    def inputs(self) -> tuple[str, str, str]:
+        """The co-partitioned input topics (SPEC section 1)."""
+        return (self.purchases, self.interactions, self.profiles)
 
     def items(self) -> Iterator[tuple[str, str]]:
         """(field name, topic name) pairs in the order of `all()`."""
@@ -68,7 +78,7 @@ class TopicNames:
 
 
 def topic_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Click decorator: the five `--*-topic` options (each with its env var), passed on as `topics`."""
+    """Click decorator: the six `--*-topic` options (each with its env var), passed on as `topics`."""
     defaults = TopicNames()
 
     @functools.wraps(command)

@@ -55,7 +55,11 @@ class Worker:
         self.rules = rules
         self.partitions = partitions
         self.topics = settings.topics
-        self.kinds = {self.topics.purchases: Kind.PURCHASES, self.topics.interactions: Kind.INTERACTIONS}
+        self.kinds = {
+            self.topics.purchases: Kind.PURCHASES,
+            self.topics.interactions: Kind.INTERACTIONS,
+            self.topics.profiles: Kind.PROFILES,
+        }
         self.changelogs = ChangelogTopics.of(settings.app_id)
         broker = ",".join(settings.bootstrap_servers)
         instance_id = settings.instance_id or kafka_clients.default_instance_id(settings.data_dir)
@@ -137,7 +141,7 @@ class Worker:
             if self.exactly_once:
                 self.producer.init_transactions(60)
             self.consumer.subscribe(
-                [self.topics.purchases, self.topics.interactions, self.topics.control],
+                [*self.topics.inputs(), self.topics.control],
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,

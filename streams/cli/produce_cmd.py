@@ -2,7 +2,8 @@
 
 JSON lines are sent verbatim (the line's bytes, without its line terminator), so bad input can be tested end
 to end; CSV rows are converted to JSON events with a column mapping. Routing: `type` purchase/refund goes to
-the purchases topic, anything else to the interactions topic; the key is the `customer_id` (UTF-8).
+the purchases topic, an event with `attributes` and no `type` to the profiles topic, anything else to the
+interactions topic; the key is the `customer_id` (UTF-8).
 
 Also home of the asynchronous producing loop `pump()` that `segmenter simulate` shares: aiokafka with its
 record-batch API (about 10x the throughput of kafka-python's per-message `send()` here), acks=all, idempotent,
@@ -40,6 +41,7 @@ from streams.topic_names import TopicNames, topic_options
 
 PURCHASES = "purchases"
 INTERACTIONS = "interactions"
+PROFILES = "profiles"
 PURCHASE_TYPES = frozenset({"purchase", "refund"})
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_RECORD_BYTES = MAX_REQUEST_BYTES - 1024  # key + value; the rest is record and batch overhead
@@ -82,7 +84,10 @@ class RowError(ValueError):
 
 
 def route_event(event: dict[str, Any]) -> str:
-    """The input role of an event: purchases for type purchase/refund, interactions otherwise."""
+    """The input role of an event: purchases for type purchase/refund, profiles for an event with
+    `attributes` (SPEC section 10), interactions otherwise."""
+    if "attributes" in event and "type" not in event:
+        return PROFILES
     return PURCHASES if event.get("type") in PURCHASE_TYPES else INTERACTIONS
 
 
@@ -600,7 +605,7 @@ def _resolve_format(path: str, forced: str | None) -> str:
 @click.option(
     "--topic",
     "topic_choice",
-    type=click.Choice([PURCHASES, INTERACTIONS]),
+    type=click.Choice([PURCHASES, INTERACTIONS, PROFILES]),
     default=None,
     help="Send everything to this input topic instead of routing by `type`.",
 )
@@ -674,8 +679,9 @@ def produce(
     for path, fmt in zip(files, formats, strict=True):  # bad mappings fail before anything is sent
         if fmt == "csv" and path != "-":
             _check_csv_header(path, spec)
-    names = {PURCHASES: topics.purchases, INTERACTIONS: topics.interactions}
-    targets = [names[topic_choice]] if topic_choice else list(names.values())
+    names = {PURCHASES: topics.purchases, INTERACTIONS: topics.interactions, PROFILES: topics.profiles}
+    # The profiles topic is checked only when chosen: deployments from before it may not have it yet.
+    targets = [names[topic_choice]] if topic_choice else [topics.purchases, topics.interactions]
     check_input_topics(broker, targets)
 
     counts = [count_lines(path) for path in files]

@@ -109,7 +109,7 @@ def simulate(
     order values, refunds, same-day bursts, churn, acquisition over time and interactions that follow
     activity. Deterministic per --seed and --start. Ctrl-C stops cleanly (flush, summary, exit 130).
     """
-    from segmenter.simulation import INTERACTIONS, PURCHASES, SimConfig, Simulation
+    from segmenter.simulation import INTERACTIONS, PROFILES, PURCHASES, SimConfig, Simulation
     from streams.cli.produce_cmd import (
         SetRate,
         check_input_topics,
@@ -135,7 +135,7 @@ def simulate(
         duplicate_ratio=duplicate_ratio,
     )
     simulation = Simulation(config)
-    names = {PURCHASES: topics.purchases, INTERACTIONS: topics.interactions}
+    names = {PURCHASES: topics.purchases, INTERACTIONS: topics.interactions, PROFILES: topics.profiles}
     check_input_topics(broker, names.values())
 
     def items() -> Iterator[tuple[str, bytes | None, bytes] | SetRate]:

@@ -14,6 +14,7 @@ _ROLES = {
     "tier_changes": "output",
     "dead_letters": "output",
     "control": "internal",
+    "profiles": "input",
 }
 
 
@@ -46,6 +47,12 @@ def _co_partitioning(names: TopicNames, counts: dict[str, int | None]) -> tuple[
         return False, (
             f"inputs co-partitioned: NO ({names.purchases} has {purchases} partitions, "
             f"{names.interactions} has {interactions}); a worker refuses to start"
+        )
+    profiles = counts.get(names.profiles)
+    if profiles is not None and profiles != purchases:
+        return False, (
+            f"inputs co-partitioned: NO ({names.purchases} has {purchases} partitions, "
+            f"{names.profiles} has {profiles}); a worker refuses to start"
         )
     line = f"inputs co-partitioned: yes ({purchases} partitions each)"
     control = counts.get(names.control)

@@ -19,7 +19,7 @@ def produce(broker: str, names: Names, messages: Sequence[Message]) -> None:
     producer = KafkaProducer(
         bootstrap_servers=broker.split(","), acks="all", linger_ms=5, max_request_size=2 * 1024 * 1024
     )
-    topic_of = {"purchases": names.purchases, "interactions": names.interactions}
+    topic_of = {"purchases": names.purchases, "interactions": names.interactions, "profiles": names.profiles}
     try:
         for kind, key, value in messages:
             producer.send(topic_of[kind], key=key, value=value)

@@ -49,6 +49,10 @@ class Names:
         return f"{self.prefix}.control"
 
     @property
+    def profiles(self) -> str:
+        return f"{self.prefix}.profiles"
+
+    @property
     def app_id(self) -> str:
         return f"{self.prefix}-app"
 
@@ -63,6 +67,7 @@ class Names:
             "SEGMENTER_TOPIC_TIER_CHANGES": self.tier_changes,
             "SEGMENTER_TOPIC_DEAD_LETTERS": self.dead_letters,
             "SEGMENTER_TOPIC_CONTROL": self.control,
+            "SEGMENTER_TOPIC_PROFILES": self.profiles,
             "SEGMENTER_APP_ID": self.app_id,
             "SEGMENTER_REDIS_PREFIX": self.redis_prefix,
         }
@@ -73,7 +78,9 @@ class Names:
             admin.create_topics(
                 [
                     NewTopic(name, partitions, 1)
-                    for name in (self.purchases, self.interactions, self.tier_changes, self.dead_letters)
+                    for name in (
+                        self.purchases, self.interactions, self.profiles, self.tier_changes, self.dead_letters
+                    )
                 ]
             )
         finally:

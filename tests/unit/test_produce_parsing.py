@@ -206,7 +206,7 @@ def test_count_lines(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 def test_topic_names_defaults_env_and_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert TopicNames().all() == ("customer.purchases", "customer.interactions", "customer.tier-changes",
-                                  "customer.dead-letters", "customer.segmenter-control")
+                                  "customer.dead-letters", "customer.segmenter-control", "customer.profiles")
     env = {"SEGMENTER_TOPIC_PURCHASES": "p", "SEGMENTER_TOPIC_CONTROL": "ctl",
            "SEGMENTER_TOPIC_DEAD_LETTERS": ""}
     names = TopicNames.from_env(env)

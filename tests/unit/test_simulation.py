@@ -59,6 +59,10 @@ def check_valid(message: Message) -> dict:
         assert event.get("currency", "USD") == "USD"
         for optional in ("order_id", "category"):
             assert optional not in event or isinstance(event[optional], str)
+    elif message.topic == "profiles":  # SPEC section 10
+        assert "type" not in event and 1 <= len(event["attributes"]) <= 64
+        for name, value in event["attributes"].items():
+            assert INTERACTION_TYPE.match(name) and (value is None or isinstance(value, str | int | bool))
     else:
         assert message.topic == INTERACTIONS
         assert INTERACTION_TYPE.match(event["type"])
@@ -145,6 +149,8 @@ def test_customer_behaviour_looks_real(stream: list[Message]) -> None:
     for message in stream:
         event = json.loads(message.value)
         customer = event["customer_id"]
+        if message.topic == "profiles":
+            continue
         first_seen.setdefault(customer, message.ts)
         types[event["type"]] += 1
         if event["type"] == "purchase":
@@ -242,7 +248,7 @@ def test_bad_messages_get_their_reason_from_the_decoder() -> None:
     """Cross-check with the worker's decoder: each bad message is rejected for the labelled reason."""
     events = pytest.importorskip("segmenter.events")
     for message in generate(SimConfig(customers=400, seed=3, days=150, bad_ratio=0.05, duplicate_ratio=0.01)):
-        kind = events.Kind.PURCHASES if message.topic == PURCHASES else events.Kind.INTERACTIONS
+        kind = events.Kind(message.topic)
         if message.kind in ("event", "duplicate"):
             events.decode_event(kind, message.key, message.value)
         else:
