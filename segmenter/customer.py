@@ -79,6 +79,17 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     # The tier changes of the latest batch that touched this customer (see `Emitted`).
     emitted: list[Emitted] = msgspec.field(default_factory=list)
     attributes: dict[str, Attribute] = msgspec.field(default_factory=dict)
+    # Detail buckets for custom features (SPEC section 11), kept while the rules in effect declare some, for
+    # `history_days`: per (day, category) purchases, purchase cents and refund cents (category "" when the
+    # event has none), and per (day, interaction type) counts; parallel lists sorted by (day, name).
+    c_days: list[int] = msgspec.field(default_factory=list)
+    c_names: list[str] = msgspec.field(default_factory=list)
+    c_count: list[int] = msgspec.field(default_factory=list)
+    c_cents: list[int] = msgspec.field(default_factory=list)
+    c_refunds: list[int] = msgspec.field(default_factory=list)
+    t_days: list[int] = msgspec.field(default_factory=list)
+    t_names: list[str] = msgspec.field(default_factory=list)
+    t_count: list[int] = msgspec.field(default_factory=list)
 
     def attribute_values(self) -> dict[str, str | int | float | bool]:
         """The present attributes, as conditions read them (`attr.NAME` keys)."""
@@ -117,8 +128,13 @@ def is_duplicate(state: CustomerState, event: Event, horizon_micros: int) -> boo
     return newest is None or event.ts_micros >= newest - horizon_micros
 
 
-def apply_event(state: CustomerState, event: Event, horizon_micros: int, offset: int = 0) -> None:
-    """Fold one validated, non-duplicate event into the aggregate (`offset`: its input offset)."""
+def apply_event(
+    state: CustomerState, event: Event, horizon_micros: int, offset: int = 0, details: bool = False
+) -> None:
+    """Fold one validated, non-duplicate event into the aggregate (`offset`: its input offset; `details`:
+    keep the custom features' detail buckets)."""
+    if details and event.attributes is None:
+        _add_detail(state, event)
     if event.attributes is not None:
         _apply_profile(state, event.attributes, event.ts_micros, offset)
     elif event.is_interaction:
@@ -146,6 +162,47 @@ def apply_event(state: CustomerState, event: Event, horizon_micros: int, offset:
         state.newest[topic_key] = event.ts_micros
     state.seen[event.event_id] = event.ts_micros
     _prune_seen(state, horizon_micros)
+
+
+def _add_detail(state: CustomerState, event: Event) -> None:
+    if event.is_interaction:
+        _add_named(state.t_days, state.t_names, (state.t_count,), event.day, event.type, (1,))
+    else:
+        amounts = (1, event.amount_cents, 0) if event.is_purchase else (0, 0, event.amount_cents)
+        columns = (state.c_count, state.c_cents, state.c_refunds)
+        _add_named(state.c_days, state.c_names, columns, event.day, event.category or "", amounts)
+
+
+def _add_named(
+    days: list[int],
+    names: list[str],
+    columns: tuple[list[int], ...],
+    day: int,
+    name: str,
+    amounts: tuple[int, ...],
+) -> None:
+    index = bisect_left(days, day)
+    while index < len(days) and days[index] == day:
+        if names[index] == name:
+            for column, amount in zip(columns, amounts, strict=True):
+                column[index] += amount
+            return
+        index += 1
+    days.insert(index, day)
+    names.insert(index, name)
+    for column, amount in zip(columns, amounts, strict=True):
+        column.insert(index, amount)
+
+
+def prune_details(state: CustomerState, keep_from_day: int) -> None:
+    """Drop detail buckets older than the retained history."""
+    cut = bisect_left(state.c_days, keep_from_day)
+    if cut:
+        del state.c_days[:cut], state.c_names[:cut], state.c_count[:cut]
+        del state.c_cents[:cut], state.c_refunds[:cut]
+    cut = bisect_left(state.t_days, keep_from_day)
+    if cut:
+        del state.t_days[:cut], state.t_names[:cut], state.t_count[:cut]
 
 
 def _apply_profile(

@@ -22,9 +22,11 @@ from segmenter.customer import (
     apply_event,
     is_duplicate,
     prune_buckets,
+    prune_details,
 )
+from segmenter.derived import Derived
 from segmenter.events import DeadLetterReason, Event, InvalidEvent, Kind, decode_event
-from segmenter.features import FEATURE_NAMES, Features, current_features, features_at, render_feature
+from segmenter.features import Features, current_features, features_at, render_feature
 from segmenter.rules import RuleSet, parse_rules
 from segmenter.timeline import Timeline
 from segmenter.timers import TimerIndex
@@ -124,12 +126,27 @@ class RulesContext:
     when: tuple[dict[str, str], ...]  # per dimension: tier -> normalised condition (the `when` field)
     keep_purchase_days: int
     keep_interaction_days: int
+    feature_names: tuple[str, ...]  # built-in, custom, predictive: the features records and changes show
+    money: frozenset[str]
+
+    @property
+    def derived(self) -> Derived:
+        return self.timeline.derived
+
+    def features(self, state: CustomerState, day: int, base: Features) -> Features:
+        """`base` (the built-in features at `day`) with the custom and predictive ones added."""
+        derived = self.timeline.derived
+        if derived.active:
+            base.update(derived.values(state, day))
+        return base
 
     @classmethod
     def of(cls, rules: RuleSet) -> RulesContext:
         return cls(
             rules=rules,
             timeline=Timeline(rules),
+            feature_names=rules.feature_names,
+            money=rules.money_features,
             dimensions=rules.dimension_names,
             when=tuple(
                 {tier.name: tier.normalised or tier.when for tier in dimension.tiers}
@@ -384,7 +401,11 @@ class Engine:
             clock.count_move(dimension, state.tiers.pop(dimension), None)  # its seq is kept
             effects.removed_dimensions.setdefault(state.partition, set()).add(dimension)
         # The buckets hold the old windows' days: features over the new windows (what is retained).
-        features = features_at(state, state.day, context.rules.value_days, context.rules.engagement_days)
+        features = context.features(
+            state,
+            state.day,
+            features_at(state, state.day, context.rules.value_days, context.rules.engagement_days),
+        )
         tiers = context.rules.classify(features)
         self._record(
             state, state.day, tiers, features, change.issued_at, issued_day, "rules_changed", None, effects
@@ -531,10 +552,12 @@ class Engine:
                 if state.next_due is not None and state.next_due <= target:
                     self._advance_customer(state, target, effects)
                 state.day = target
-        apply_event(state, event, self.config.dedupe_horizon_micros, offset)
+        details = bool(self.context_for(state.partition).rules.custom_features)
+        apply_event(state, event, self.config.dedupe_horizon_micros, offset, details)
         self._prune(state, target)  # the record below is as of `target`: features are the buckets' totals
-        features = current_features(state, target)
-        tiers = self.context_for(state.partition).rules.classify(features)
+        context = self.context_for(state.partition)
+        features = context.features(state, target, current_features(state, target))
+        tiers = context.rules.classify(features)
         self._record(
             state, target, tiers, features, event.ts, event.day, event.reason, event.event_id, effects
         )
@@ -585,7 +608,10 @@ class Engine:
             if previous == tier:
                 continue
             if rendered is None:
-                rendered = {name: render_feature(name, features[name]) for name in FEATURE_NAMES}
+                money = context.money
+                rendered = {
+                    name: render_feature(name, features.get(name), money) for name in context.feature_names
+                }
                 self._touch(state)
             seq = state.seqs.get(dimension, 0) + 1
             state.seqs[dimension] = seq
@@ -639,6 +665,8 @@ class Engine:
         prune_buckets(
             state, as_of - context.keep_purchase_days + 1, as_of - context.keep_interaction_days + 1
         )
+        if state.c_days or state.t_days:
+            prune_details(state, as_of - context.rules.history_days + 1)
 
     def _advance_partition(
         self, partition: int, old_day: int | None, new_day: int | None, effects: Effects
@@ -657,14 +685,16 @@ class Engine:
     def record_fields(self, state: CustomerState) -> dict[str, str]:
         """The Redis hash of SPEC section 7 for a customer, as of its last written evaluation."""
         assert state.as_of is not None
-        features = current_features(state, state.as_of)  # buckets are pruned for `as_of`, none later
+        context = self.context_for(state.partition)
+        # The buckets are pruned for `as_of`, none later.
+        features = context.features(state, state.as_of, current_features(state, state.as_of))
         fields: dict[str, str] = {}
-        for name in FEATURE_NAMES:
-            value = render_feature(name, features[name])
+        for name in context.feature_names:
+            value = render_feature(name, features.get(name), context.money)
             if value is not None:
                 fields[name] = str(value)
         # Tiers last: a dimension named like a feature (the default `engagement`) shows its tier.
-        rules = self.rules_for(state.partition)
+        rules = context.rules
         for dimension in rules.dimension_names:
             tier = state.tiers.get(dimension)
             if tier is not None:

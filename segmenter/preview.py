@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from segmenter.customer import CustomerState
+from segmenter.derived import Derived
 from segmenter.features import features_at
 from segmenter.rules import RuleSet
 
@@ -76,6 +77,7 @@ def preview(
     depend on the order the states were read in.
     """
     result = Preview(current_versions=set(), proposed_version=proposed.version)
+    derived = Derived(proposed)
     names = dict.fromkeys(proposed.dimension_names)
     seen_rules: dict[str, RuleSet] = {}
     for state in states:
@@ -91,6 +93,8 @@ def preview(
         watermark = watermark_day_of(state.partition)
         day = state.day if watermark is None else max(state.day, watermark)
         features = features_at(state, day, proposed.value_days, proposed.engagement_days)
+        if derived.active:
+            features.update(derived.values(state, day))
         after = dict(zip(proposed.dimension_names, proposed.classify(features), strict=True))
         for name in current.dimension_names:
             tier = state.tiers.get(name)

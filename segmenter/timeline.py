@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from segmenter.customer import CustomerState
+from segmenter.derived import Derived
 from segmenter.features import AvgOrderValue, Features, WindowSums
 from segmenter.rules import RuleSet
 from segmenter.rules.model import OPERATOR_FUNCTIONS
@@ -49,6 +50,7 @@ class Timeline:
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
+        self.derived = Derived(rules)
         offsets: dict[str, set[int]] = {name: set() for name in _DAY_FEATURES}
         value_checks: dict[tuple[str, str, Any], _Check] = {}
         engagement_checks: dict[tuple[str, str, Any], _Check] = {}
@@ -80,8 +82,12 @@ class Timeline:
         """The first day > `after` on which some comparison of the rules flips (None: never, without
         events). Valid when no bucket is later than `after` (the customer's buckets end at its `D_c`)."""
         best: int | None = None
+        if self.derived.active:
+            best = self.derived.first_flip(state, after)
         if self._value_window:
-            best = self._value_flip(state, after)
+            day = self._value_flip(state, after)
+            if day is not None and (best is None or day < best):
+                best = day
         if self._engagement_window:
             day = self._engagement_flip(state, after)
             if day is not None and (best is None or day < best):
@@ -156,6 +162,8 @@ class Timeline:
                 return
             day = found
             features = sums.at(day)
+            if self.derived.active:
+                features.update(self.derived.values(state, day))
             new = classify(features)
             if new != current:
                 current = new

@@ -1,0 +1,140 @@
+"""Custom (SPEC section 11) and predictive (SPEC section 12) features of a rule set: their values at a day,
+and the first day a comparison on them flips without new events (the customer's timer).
+
+Custom windowed features change between events only when a detail bucket leaves the window: the candidate
+days are the buckets' expiry days, walked in order. Predictive features change only through T and are
+monotonic in it: `segmenter.predictive.flip` finds the flip day exactly. Both are computed only when a
+customer is evaluated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from typing import Any
+
+from segmenter.customer import CustomerState
+from segmenter.predictive.bgnbd import BgNbdParams
+from segmenter.predictive.features import predictive_features
+from segmenter.predictive.flip import next_flip_day
+from segmenter.predictive.gamma_gamma import GammaGammaParams
+from segmenter.predictive.model import Model
+from segmenter.predictive.summary import summary_at
+from segmenter.rules import RuleSet
+from segmenter.rules.model import (
+    COUNT_INTERACTIONS,
+    COUNT_PURCHASES,
+    DISTINCT_CATEGORIES,
+    OPERATOR_FUNCTIONS,
+    SUM_PURCHASES,
+    CustomFeature,
+)
+
+PREDICTIVE = ("p_alive", "expected_purchases", "predicted_clv")
+
+
+def custom_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
+    """The feature over the window `[day - days + 1, day]` of the detail buckets."""
+    low = day - feature.days + 1
+    if feature.kind == COUNT_INTERACTIONS:
+        start, end = bisect_left(state.t_days, low), bisect_right(state.t_days, day)
+        types = feature.types
+        names, counts = state.t_names, state.t_count
+        return sum(counts[i] for i in range(start, end) if types is None or names[i] in types)
+    start, end = bisect_left(state.c_days, low), bisect_right(state.c_days, day)
+    names = state.c_names
+    if feature.kind == DISTINCT_CATEGORIES:
+        return len({names[i] for i in range(start, end) if names[i] and state.c_count[i] > 0})
+    chosen = range(start, end)
+    categories = feature.categories
+    if categories is not None:
+        chosen = [i for i in chosen if names[i] in categories]  # type: ignore[assignment]
+    if feature.kind == COUNT_PURCHASES:
+        return sum(state.c_count[i] for i in chosen)
+    assert feature.kind == SUM_PURCHASES
+    return max(0, sum(state.c_cents[i] - state.c_refunds[i] for i in chosen))
+
+
+def _model_of(rules: RuleSet) -> Model | None:
+    named = rules.model
+    if named is None:
+        return None
+    return Model(
+        bgnbd=BgNbdParams(named.r, named.alpha, named.a, named.b),
+        gamma_gamma=GammaGammaParams(named.p, named.q, named.v),
+        as_of=dt.date(1970, 1, 1),
+    )
+
+
+class Derived:
+    """The custom and predictive features of one rule set."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.custom = rules.custom_features
+        self.model = _model_of(rules)
+        self.horizon = rules.model.horizon_days if rules.model is not None else 0
+        self.history_days = rules.history_days
+        custom_names = {feature.name: feature for feature in self.custom}
+        self._custom_checks: list[tuple[CustomFeature, Callable[[Any, Any], bool], Any]] = []
+        self._predictive_checks: list[tuple[str, str, Any]] = []
+        for comparison in rules.comparisons:
+            if comparison.feature in custom_names:
+                feature = custom_names[comparison.feature]
+                check = (feature, OPERATOR_FUNCTIONS[comparison.op], comparison.threshold)
+                self._custom_checks.append(check)
+            elif comparison.feature in PREDICTIVE and self.model is not None:
+                self._predictive_checks.append((comparison.feature, comparison.op, comparison.threshold))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.custom) or self.model is not None
+
+    def values(self, state: CustomerState, day: int) -> dict[str, Any]:
+        """Feature name -> value at `day` (money in cents, predictive unrounded; null without purchases)."""
+        values: dict[str, Any] = {f.name: custom_value(f, state, day) for f in self.custom}
+        if self.model is not None:
+            summary = summary_at(state.purchase_days, state.purchase_day_cents, day)
+            if summary is None:
+                values.update(dict.fromkeys(PREDICTIVE))
+            else:
+                found = predictive_features(self.model, self.horizon, summary)
+                values["p_alive"] = found.p_alive
+                values["expected_purchases"] = found.expected_purchases
+                values["predicted_clv"] = found.predicted_clv_cents
+        return values
+
+    def first_flip(self, state: CustomerState, after: int) -> int | None:
+        """The first day > `after` on which a comparison on these features flips (None: never)."""
+        best: int | None = None
+        if self._custom_checks:
+            best = self._custom_flip(state, after)
+        if self._predictive_checks and self.model is not None:
+            summary = summary_at(state.purchase_days, state.purchase_day_cents, after)
+            if summary is not None:
+                for feature, op, threshold in self._predictive_checks:
+                    limit = 36_500 if best is None else best - after
+                    day = next_flip_day(
+                        self.model, self.horizon, feature, op, threshold, summary, after, limit
+                    )
+                    if day is not None and (best is None or day < best):
+                        best = day
+        return best
+
+    def _custom_flip(self, state: CustomerState, after: int) -> int | None:
+        expiries: set[int] = set()
+        for feature, _, _ in self._custom_checks:
+            days = state.t_days if feature.kind == COUNT_INTERACTIONS else state.c_days
+            start = bisect_right(days, after - feature.days)
+            expiries.update(d + feature.days for d in days[start:])
+        if not expiries:
+            return None
+
+        def truths(day: int) -> tuple[bool, ...]:
+            return tuple(compare(custom_value(f, state, day), t) for f, compare, t in self._custom_checks)
+
+        now = truths(after)
+        for day in sorted(expiries):
+            if truths(day) != now:
+                return day
+        return None
