@@ -26,9 +26,12 @@ class PartitionClock(msgspec.Struct, omit_defaults=True):
     # version. None: the worker's start-up rules.
     rules_text: str | None = None
     rules_version: str | None = None
+    rules_files: dict[str, str] | None = None  # files the rules name (the model), as the record carried them
     # `rules` records waiting, like `pending`, for the inputs to reach the offsets they were issued at:
-    # (text, version, issued_at, {input topic: next offset}).
-    pending_rules: list[tuple[str, str, str, dict[str, int]]] = msgspec.field(default_factory=list)
+    # (text, version, issued_at, {input topic: next offset}, files).
+    pending_rules: list[tuple[str, str, str, dict[str, int], dict[str, str] | None]] = msgspec.field(
+        default_factory=list
+    )
 
     def count_move(self, dimension: str, from_tier: str | None, to_tier: str | None) -> None:
         """One customer moves between tiers (None: unclassified, or its dimension was removed)."""

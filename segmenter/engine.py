@@ -111,6 +111,7 @@ class RulesChange(msgspec.Struct, frozen=True):
     version: str
     issued_at: str
     after: dict[str, int] | None = None  # input offsets at issue time, as for `ClockAdvance`
+    files: dict[str, str] | None = None  # the files the rules name (a model), by the path as written
 
 
 Record = InputMessage | ClockAdvance | PendingCheck | RulesChange
@@ -332,17 +333,18 @@ class Engine:
             clock = self.clock_for(partition)
             context = self._default_context
             if clock.rules_text is not None and clock.rules_version is not None:
-                context = self._context_of(clock.rules_text, clock.rules_version)
+                context = self._context_of(clock.rules_text, clock.rules_version, clock.rules_files)
             self._contexts[partition] = context
         return context
 
     def rules_for(self, partition: int) -> RuleSet:
         return self.context_for(partition).rules
 
-    def _context_of(self, text: str, version: str) -> RulesContext:
+    def _context_of(self, text: str, version: str, files: dict[str, str] | None) -> RulesContext:
         context = self._parsed.get(version)
         if context is None:
-            context = self._parsed[version] = RulesContext.of(parse_rules(text, "rules record"))
+            rules = parse_rules(text, "rules record", files=files or {})
+            context = self._parsed[version] = RulesContext.of(rules)
         return context
 
     def handle_rules(self, change: RulesChange, effects: Effects) -> None:
@@ -353,7 +355,9 @@ class Engine:
         """
         clock = self.clock_for(change.partition)
         if change.after and not self._offsets_reached(change.partition, change.after):
-            clock.pending_rules.append((change.text, change.version, change.issued_at, dict(change.after)))
+            clock.pending_rules.append(
+                (change.text, change.version, change.issued_at, dict(change.after), change.files)
+            )
             self._dirty_clocks[change.partition] = clock
         else:
             self._switch_rules(change, effects)
@@ -367,8 +371,8 @@ class Engine:
         clock = self.clock_for(partition)
         if self.context_for(partition).rules.version == change.version:
             return
-        context = self._context_of(change.text, change.version)  # checked when decoded (streams.control)
-        clock.rules_text, clock.rules_version = change.text, change.version
+        context = self._context_of(change.text, change.version, change.files)  # checked when decoded
+        clock.rules_text, clock.rules_version, clock.rules_files = change.text, change.version, change.files
         self._contexts[partition] = context
         self._dirty_clocks[partition] = clock
         issued_day = day_of_micros(parse_rfc3339_micros(change.issued_at))
@@ -523,9 +527,9 @@ class Engine:
             self._dirty_clocks[partition] = clock
             self._raise_partition_floor(partition, clock, max(floor for floor, _ in ready), effects)
         while clock.pending_rules and self._offsets_reached(partition, clock.pending_rules[0][3]):
-            text, version, issued_at, _ = clock.pending_rules.pop(0)
+            text, version, issued_at, _, files = clock.pending_rules.pop(0)
             self._dirty_clocks[partition] = clock
-            self._switch_rules(RulesChange(partition, text, version, issued_at), effects)
+            self._switch_rules(RulesChange(partition, text, version, issued_at, None, files), effects)
         if self.autoflush:
             self.flush()
 

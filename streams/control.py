@@ -32,11 +32,20 @@ def encode_advance(
     return orjson.dumps(body)
 
 
-def encode_rules(text: str, version: str, issued_at: str, after: dict[str, int] | None = None) -> bytes:
-    """A `rules` record (SPEC section 13): the rules file's text, its version and when it was issued."""
+def encode_rules(
+    text: str,
+    version: str,
+    issued_at: str,
+    after: dict[str, int] | None = None,
+    files: dict[str, str] | None = None,
+) -> bytes:
+    """A `rules` record (SPEC section 13): the rules file's text, its version, when it was issued, and the
+    files it names (the model), so that workers need nothing but the record."""
     body: dict[str, object] = {"type": "rules", "rules": text, "version": version, "issued_at": issued_at}
     if after:
         body["after"] = after
+    if files:
+        body["files"] = files
     return orjson.dumps(body)
 
 
@@ -72,11 +81,16 @@ def _decode_rules(message: dict[str, object], partition: int) -> RulesChange:
     after = message.get("after")
     if after is not None and not _offsets(after):
         raise ControlError("control message 'after' must map topics to offsets")
+    files = message.get("files")
+    if files is not None and not (
+        isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
+    ):
+        raise ControlError("a rules record's 'files' must map paths to texts")
     try:
-        parse_rules(text, "rules record")
+        parse_rules(text, "rules record", files=files or {})
     except RulesError as exc:
         raise ControlError(f"a rules record's rules do not load: {exc}") from None
-    return RulesChange(partition, text, version, issued_at, after)  # type: ignore[arg-type]
+    return RulesChange(partition, text, version, issued_at, after, files)  # type: ignore[arg-type]
 
 
 def _offsets(value: object) -> bool:

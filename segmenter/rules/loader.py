@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -119,6 +120,7 @@ class _Loader:
         if base_dir is None:  # a real file: paths in it are relative to its directory
             base_dir = "." if source.startswith("<") else os.path.dirname(source) or "."
         self.base_dir = base_dir
+        self.files: Mapping[str, str] | None = None
         self.catalog: FeatureCatalog = BUILTIN_CATALOG
 
     def error(self, node_or_line: Node | int | None, reason: str) -> RulesError:
@@ -437,7 +439,12 @@ class _Loader:
         horizon = self.days("model.horizon_days", *entries["horizon_days"], maximum=MAX_HORIZON_DAYS)
         path = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(file_node.value)))
         try:
-            parameters = read_model_parameters(path)
+            if self.files is None:
+                parameters = read_model_parameters(path)
+            elif file_node.value in self.files:
+                parameters = model_parameters_of(self.files[file_node.value])
+            else:
+                raise ValueError("the rules record does not carry it")
         except ValueError as exc:
             raise self.error(file_node, f"model file '{file_node.value}': {exc}") from None
         return PredictiveModel(file=path, horizon_days=horizon, line=_line(key_node), **parameters)
@@ -630,6 +637,11 @@ def read_model_parameters(path: str) -> dict[str, float]:
         raise ValueError(f"cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValueError("it is not UTF-8 text") from None
+    return model_parameters_of(text)
+
+
+def model_parameters_of(text: str) -> dict[str, float]:
+    """The seven parameters of a model document's text (see `read_model_parameters`)."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -663,13 +675,21 @@ def _model_section(document: dict[str, Any], name: str, keys: tuple[str, ...]) -
     return values
 
 
-def parse_rules(text: str, source: str = "<string>", base_dir: str | None = None) -> RuleSet:
+def parse_rules(
+    text: str,
+    source: str = "<string>",
+    base_dir: str | None = None,
+    files: Mapping[str, str] | None = None,
+) -> RuleSet:
     """Validate a rules document; raises RulesError naming `source`, the line and what is wrong.
 
     A model file is looked up relative to `base_dir` (default: the directory of `source`, or the current
-    directory for a `<...>` source).
+    directory for a `<...>` source), or, when `files` is given (a `rules` record carries them), taken from
+    it by the path as written.
     """
-    return _Loader(text, source, base_dir).load()
+    loader = _Loader(text, source, base_dir)
+    loader.files = files
+    return loader.load()
 
 
 def load_rules(path: str | os.PathLike[str]) -> RuleSet:

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("model_cmd", "model"),
     "history": ("history_cmd", "history"),
     "explain": ("explain_cmd", "explain"),
+    "ui": ("ui_cmd", "ui"),
+    "export": ("export_cmd", "export"),
 }
 
 

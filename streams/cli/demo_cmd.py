@@ -1,23 +1,30 @@
-"""`segmenter demo`: the main job in one command — topics, a worker, the simulator, and a live view.
+"""`segmenter demo`: the main job in one command — topics, a worker, the simulator, the web UI and a live
+terminal dashboard (streams/dashboard.py, redrawn in place).
 
 Assumes Kafka and Redis answer (`make demo` starts the local stack first). Uses its own topic names,
-app id and Redis prefix (all starting with `demo`), recreated on every run so runs never mix.
+app id and Redis prefix (all starting with `demo`), recreated on every run so runs never mix. The web UI is
+`segmenter ui` on the demo's prefix; a build without that command runs the demo without it (the dashboard
+says so).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections import deque
+from typing import TYPE_CHECKING
 
 import click
 
 from streams.cli.options import broker_option, redis_option
 from streams.topic_names import TopicNames
+
+if TYPE_CHECKING:
+    from streams.dashboard import DashboardState
 
 DEMO_TOPICS = TopicNames(
     purchases="demo.purchases",
@@ -28,6 +35,7 @@ DEMO_TOPICS = TopicNames(
 )
 DEMO_APP_ID = "segmenter-demo"
 DEMO_PREFIX = "segmenter-demo"
+REFRESH_SECONDS = 0.5
 
 
 @click.command()
@@ -37,12 +45,26 @@ DEMO_PREFIX = "segmenter-demo"
 @click.option("--rate", default=2000, show_default=True, help="Simulated events per second.")
 @click.option("--partitions", default=4, show_default=True)
 @click.option("--web-port", default=6066, show_default=True, help="Worker /metrics port.")
+@click.option("--ui-port", default=8080, show_default=True, help="Port of the web UI (0: do not start it).")
 @click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
 def demo(
-    broker: str, redis_url: str, customers: int, rate: int, partitions: int, web_port: int, duration: float
+    broker: str,
+    redis_url: str,
+    customers: int,
+    rate: int,
+    partitions: int,
+    web_port: int,
+    ui_port: int,
+    duration: float,
 ) -> None:
-    """Run a worker on simulated customers and show tier counts and transitions live (Ctrl-C stops)."""
+    """Run a worker on simulated customers and the web UI; show tiers and changes live (Ctrl-C stops)."""
     import redis
+    from rich.console import Console
+    from rich.live import Live
+
+    from segmenter.rules import default_rules
+    from streams.cli import COMMANDS
+    from streams.dashboard import DashboardState, render
 
     _reset(broker, redis_url, partitions)
     env = {
@@ -61,10 +83,20 @@ def demo(
     }
     os.makedirs("var", exist_ok=True)
     exe = [sys.executable, "-m", "streams.cli"]
-    with open("var/demo-worker.log", "wb") as worker_log, open("var/demo-simulator.log", "wb") as sim_log:
+    rules = default_rules()
+    state = DashboardState(
+        dimensions=[(d.name, [t.name for t in d.tiers]) for d in rules.dimensions],
+        metrics_url=f"http://127.0.0.1:{web_port}/metrics",
+    )
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = [open(f"var/demo-{name}.log", "wb") for name in ("worker", "simulator", "ui")]  # noqa: SIM115
+    worker_log, sim_log, ui_log = logs
+    stop = threading.Event()
+    try:
         worker = subprocess.Popen(
             [*exe, "worker", "--clock", "event"], env=env, stdout=worker_log, stderr=subprocess.STDOUT
         )
+        processes.append(worker)
         simulator = subprocess.Popen(
             [
                 *exe,
@@ -84,30 +116,59 @@ def demo(
             stdout=sim_log,
             stderr=subprocess.STDOUT,
         )
-        recent: deque[str] = deque(maxlen=12)
-        stop = threading.Event()
-        threading.Thread(target=_follow_transitions, args=(broker, recent, stop), daemon=True).start()
+        processes.insert(0, simulator)
+        ui: subprocess.Popen[bytes] | None = None
+        if not ui_port:
+            state.ui_note = "web UI not started (--ui-port 0)"
+        elif "ui" not in COMMANDS:
+            state.ui_note = "web UI not available: this build has no `segmenter ui` command"
+        else:
+            ui_args = ["ui", "--port", str(ui_port), "--redis", redis_url, "--redis-prefix", DEMO_PREFIX]
+            ui = subprocess.Popen([*exe, *ui_args], env=env, stdout=ui_log, stderr=subprocess.STDOUT)
+            processes.append(ui)
+        threading.Thread(target=_follow_transitions, args=(broker, state, stop), daemon=True).start()
         client = redis.Redis.from_url(redis_url, decode_responses=True)
         started = time.monotonic()
-        try:
+        console = Console()
+        with Live(render(state), console=console, auto_refresh=False, vertical_overflow="crop") as live:
             while not duration or time.monotonic() - started < duration:
                 if worker.poll() is not None:
                     raise click.ClickException("the worker stopped; see var/demo-worker.log")
-                _render(client, recent, time.monotonic() - started, web_port)
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stop.set()
-            for process in (simulator, worker):
-                if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-            for process in (simulator, worker):
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-    click.echo("demo stopped. Logs: var/demo-worker.log, var/demo-simulator.log")
+                if ui is not None:
+                    _ui_status(state, ui, ui_port)
+                state.elapsed = time.monotonic() - started
+                state.refresh_counts(client, DEMO_PREFIX)
+                live.update(render(state), refresh=True)
+                time.sleep(REFRESH_SECONDS)
+        if not console.is_terminal:
+            console.line()  # a terminal gets it from Live; the frame printed once must end its line too
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
+    click.echo("demo stopped. Logs: var/demo-worker.log, var/demo-simulator.log, var/demo-ui.log")
+
+
+def _ui_status(state: DashboardState, ui: subprocess.Popen[bytes], port: int) -> None:
+    """The link once the UI listens; a note while it starts or after it stopped."""
+    if ui.poll() is not None:
+        state.ui_url, state.ui_note = None, f"web UI stopped (exit {ui.returncode}); see var/demo-ui.log"
+    elif state.ui_url is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                state.ui_url, state.ui_note = f"http://127.0.0.1:{port}/", ""
+        except OSError:
+            state.ui_note = f"web UI starting on port {port}…"
 
 
 def _reset(broker: str, redis_url: str, partitions: int) -> None:
@@ -138,43 +199,24 @@ def _reset(broker: str, redis_url: str, partitions: int) -> None:
         client.delete(key)
 
 
-def _follow_transitions(broker: str, recent: deque[str], stop: threading.Event) -> None:
+def _follow_transitions(broker: str, state: DashboardState, stop: threading.Event) -> None:
     import orjson
     from kafka import KafkaConsumer
 
+    from streams.dashboard import Change
     from streams.kafka_security import kafka_python_security
 
     consumer = KafkaConsumer(
         DEMO_TOPICS.tier_changes,
         bootstrap_servers=broker.split(","),
-        auto_offset_reset="latest",
+        auto_offset_reset="earliest",  # the topic is new with each run: every tier change of this run
         isolation_level="read_committed",  # the worker writes tier changes in transactions: committed only
         consumer_timeout_ms=500,
         **kafka_python_security(),
     )
     while not stop.is_set():
         for record in consumer:
-            change = orjson.loads(record.value)
-            recent.append(
-                f"{change['at'][:19]:19}  {change['customer_id']:>12}  {change['dimension']:<10} "
-                f"{str(change['from']):>14} -> {change['to']:<14} ({change['reason']})"
-            )
+            state.add_change(Change.from_event(orjson.loads(record.value)))
             if stop.is_set():
                 break
     consumer.close()
-
-
-def _render(client, recent: deque[str], elapsed: float, web_port: int) -> None:  # type: ignore[no-untyped-def]
-    lines = [
-        f"segmenter demo — {elapsed:5.0f}s — metrics: http://127.0.0.1:{web_port}/metrics — Ctrl-C stops",
-        "",
-    ]
-    for dimension in ("lifecycle", "value", "engagement"):
-        counts = client.hgetall(f"{DEMO_PREFIX}:tier-counts:{dimension}")
-        shown = "  ".join(
-            f"{tier}={count}" for tier, count in sorted(counts.items(), key=lambda kv: -int(kv[1]))
-        )
-        lines.append(f"{dimension:<11} {shown or '(waiting for events)'}")
-    lines += ["", "recent transitions:"]
-    lines += list(recent) or ["  (none yet)"]
-    click.echo("\x1b[2J\x1b[H" + "\n".join(lines))

@@ -144,7 +144,7 @@ def apply(broker: str, redis_url: str, topics: TopicNames, redis_prefix: str, fi
     try:
         for partition in range(partitions):
             after = {topic: ends[(topic, partition)] for topic in topics.inputs()}
-            value = encode_rules(text, ruleset.version, issued_at, after)
+            value = encode_rules(text, ruleset.version, issued_at, after, _named_files(file, text))
             producer.send(topics.control, key=b"rules", value=value, partition=partition)
         producer.flush(timeout=30)
     finally:
@@ -154,6 +154,22 @@ def apply(broker: str, redis_url: str, topics: TopicNames, redis_prefix: str, fi
         f"applied rules {ruleset.version[:12]} ({file}) at {issued_at} to {partitions} partition(s); "
         "workers re-tier every customer (reason rules_changed)"
     )
+
+
+def _named_files(file: str, text: str) -> dict[str, str] | None:
+    """The model file the rules name, by the path as written (the record carries it to the workers)."""
+    import os
+
+    import yaml
+
+    document = yaml.safe_load(text)
+    model = document.get("model") if isinstance(document, dict) else None
+    if not isinstance(model, dict) or not isinstance(model.get("file"), str):
+        return None
+    written = model["file"]
+    path = os.path.join(os.path.dirname(file) or ".", os.path.expanduser(written))
+    with open(path, encoding="utf-8") as handle:
+        return {written: handle.read()}
 
 
 def _publish_rules(redis_url: str, prefix: str, version: str, text: str) -> None:

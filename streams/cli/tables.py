@@ -55,7 +55,9 @@ class Tables:
             return self.startup
         rules = self._parsed.get(clock.rules_version)
         if rules is None:
-            rules = self._parsed[clock.rules_version] = parse_rules(clock.rules_text, "rules record")
+            rules = self._parsed[clock.rules_version] = parse_rules(
+                clock.rules_text, "rules record", files=clock.rules_files or {}
+            )
         return rules
 
 
