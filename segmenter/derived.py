@@ -12,15 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segmenter.customer import CustomerState
-from segmenter.predictive.bgnbd import BgNbdParams
-from segmenter.predictive.features import predictive_features
-from segmenter.predictive.flip import next_flip_day
-from segmenter.predictive.gamma_gamma import GammaGammaParams
-from segmenter.predictive.model import Model
-from segmenter.predictive.summary import summary_at
 from segmenter.rules import RuleSet
 from segmenter.rules.model import (
     COUNT_INTERACTIONS,
@@ -30,6 +24,9 @@ from segmenter.rules.model import (
     SUM_PURCHASES,
     CustomFeature,
 )
+
+if TYPE_CHECKING:
+    from segmenter.predictive.model import Model
 
 PREDICTIVE = ("p_alive", "expected_purchases", "predicted_clv")
 
@@ -57,9 +54,15 @@ def custom_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
 
 
 def _model_of(rules: RuleSet) -> Model | None:
+    """The model of a rules file that names one. numpy/scipy are imported only then: every command loads
+    the engine, and they cost seconds to import."""
     named = rules.model
     if named is None:
         return None
+    from segmenter.predictive.bgnbd import BgNbdParams
+    from segmenter.predictive.gamma_gamma import GammaGammaParams
+    from segmenter.predictive.model import Model
+
     return Model(
         bgnbd=BgNbdParams(named.r, named.alpha, named.a, named.b),
         gamma_gamma=GammaGammaParams(named.p, named.q, named.v),
@@ -94,6 +97,9 @@ class Derived:
         """Feature name -> value at `day` (money in cents, predictive unrounded; null without purchases)."""
         values: dict[str, Any] = {f.name: custom_value(f, state, day) for f in self.custom}
         if self.model is not None:
+            from segmenter.predictive.features import predictive_features
+            from segmenter.predictive.summary import summary_at
+
             summary = summary_at(state.purchase_days, state.purchase_day_cents, day)
             if summary is None:
                 values.update(dict.fromkeys(PREDICTIVE))
@@ -110,6 +116,9 @@ class Derived:
         if self._custom_checks:
             best = self._custom_flip(state, after)
         if self._predictive_checks and self.model is not None:
+            from segmenter.predictive.flip import next_flip_day
+            from segmenter.predictive.summary import summary_at
+
             summary = summary_at(state.purchase_days, state.purchase_day_cents, after)
             if summary is not None:
                 for feature, op, threshold in self._predictive_checks:
