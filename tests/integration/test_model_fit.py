@@ -41,7 +41,9 @@ def _cdnow_messages() -> list:
     for n, line in enumerate(DATA.read_text().splitlines()):
         customer, _, day, _, amount = line.split()
         ts = f"{day[:4]}-{day[4:6]}-{day[6:]}T12:00:00Z"
-        body = {"event_id": f"cd-{n}", "type": "purchase", "customer_id": customer, "ts": ts, "amount": amount}
+        body = {
+            "event_id": f"cd-{n}", "type": "purchase", "customer_id": customer, "ts": ts, "amount": amount
+        }
         messages.append(("purchases", customer.encode(), orjson.dumps(body)))
     return sorted(messages, key=lambda m: orjson.loads(m[2])["ts"])
 
