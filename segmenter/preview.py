@@ -120,6 +120,11 @@ def preview(
             dimension.examples[move] = sorted(kept)[:examples]
     result.current_versions = set(seen_rules)
     for rules in seen_rules.values():
+        if proposed.custom_features and not rules.custom_features:
+            result.shorter_history.append(
+                f"rules {rules.version[:12]} declare no custom features, so no detail buckets were kept: "
+                "the custom features start from the events after the change"
+            )
         for window in ("value_days", "engagement_days"):
             if getattr(proposed, window) > getattr(rules, window):
                 result.shorter_history.append(

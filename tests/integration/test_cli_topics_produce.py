@@ -28,6 +28,7 @@ def names(stack, unique_name: str) -> Iterator[TopicNames]:  # type: ignore[no-u
         tier_changes=f"{unique_name}.tier-changes",
         dead_letters=f"{unique_name}.dead-letters",
         control=f"{unique_name}.control",
+        profiles=f"{unique_name}.profiles",
     )
     yield topics
     from kafka import KafkaAdminClient
@@ -87,10 +88,10 @@ def partition_counts(stack, topics: TopicNames) -> dict[str, int | None]:  # typ
 def test_topics_create_is_idempotent_and_reports_mismatches(stack, names: TopicNames) -> None:  # type: ignore
     first = cli(stack, names, "topics", "create", "--partitions", "3")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") >= 5 and "5 created, 0 existed" in first.stdout
+    assert first.stdout.count("created") >= 6 and "6 created, 0 existed" in first.stdout
     second = cli(stack, names, "topics", "create", "--partitions", "3")
     assert second.returncode == 0, second.stderr
-    assert "0 created, 5 existed" in second.stdout
+    assert "0 created, 6 existed" in second.stdout
     assert partition_counts(stack, names) == dict.fromkeys(names.all(), 3)
 
     described = cli(stack, names, "topics", "describe")
