@@ -22,9 +22,9 @@ from segmenter.timeutil import TimestampError, day_of_micros, parse_rfc3339_micr
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ID_CHARS = 128
-_INTERACTION_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$", re.ASCII)
-_CURRENCY_CODE = re.compile(r"^[A-Z]{3}$", re.ASCII)
-_ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$", re.ASCII)
+_INTERACTION_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z", re.ASCII)
+_CURRENCY_CODE = re.compile(r"^[A-Z]{3}\Z", re.ASCII)
+_ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z", re.ASCII)
 MAX_ATTRIBUTES = 64
 MAX_ATTRIBUTE_CHARS = 256
 MAX_DOUBLE = Decimal("1.7976931348623157e308")

@@ -22,7 +22,7 @@ from streams.cli.options import redis_option
               type=click.FloatRange(min=1), help="Seconds between the pages' own refreshes.")
 @click.option("--scan-interval", envvar="SEGMENTER_UI_SCAN_INTERVAL", default=60.0, show_default=True,
               type=click.FloatRange(min=1), help="Seconds between background scans for dimensions and days.")
-@click.option("--sample", "sample_size", envvar="SEGMENTER_UI_SAMPLE", default=2000, show_default=True,
+@click.option("--sample", "sample_size", envvar="SEGMENTER_UI_SAMPLE", default=1000, show_default=True,
               type=click.IntRange(min=1, max=100_000), help="Customers sampled for the RFM view.")
 def ui(
     port: int,

@@ -44,7 +44,7 @@ class Settings:
     refresh_seconds: float = 10.0
     scan_interval: float = 60.0
     cache_seconds: float = 2.0
-    sample_size: int = 2000
+    sample_size: int = 1000
 
 
 def _authorised(request: Request, settings: Settings) -> bool:
@@ -75,21 +75,20 @@ def create_app(settings: Settings, reader: Reader | None = None, background: boo
     stop = threading.Event()
 
     def rescan() -> None:
-        while not stop.wait(settings.scan_interval):
+        while True:
             try:
                 reader.refresh()
             except redis.RedisError as exc:
                 log.warning("cannot scan Redis: %s", exc)
+            if stop.wait(settings.scan_interval):
+                return
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        try:
-            reader.refresh()
-        except redis.RedisError as exc:
-            log.warning("cannot scan Redis: %s", exc)
-        thread = threading.Thread(target=rescan, name="ui-rescan", daemon=True)
         if background:
-            thread.start()
+            threading.Thread(target=rescan, name="ui-rescan", daemon=True).start()
+        else:
+            reader.refresh()
         yield
         stop.set()
 

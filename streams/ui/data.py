@@ -55,7 +55,7 @@ class Catalog:
     scan_seconds: float = 0.0
 
 
-def scan_catalog(client: redis.Redis, prefix: str, count: int = 5000) -> Catalog:
+def scan_catalog(client: redis.Redis, prefix: str, count: int = 10_000) -> Catalog:
     """One incremental SCAN (COUNT `count` per call, so Redis is never held long) over the keys starting
     with `{prefix}:f`, `{prefix}:r` or `{prefix}:t`; the customer records and histories are skipped by
     the server-side pattern."""
@@ -130,13 +130,14 @@ class Reader:
 
     client: redis.Redis
     prefix: str = "segmenter"
-    sample_size: int = 2000
+    sample_size: int = 1000
     reason_sample: int = 30
     cache_seconds: float = 2.0
     catalog: Catalog = field(default_factory=Catalog)
     _rules: dict[str, RuleSet | None] = field(default_factory=dict)
     _cache: dict[tuple[Any, ...], tuple[float, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _scanned: threading.Event = field(default_factory=threading.Event)
 
     # -------------------------------------------------------------------------------------------- plumbing
 
@@ -144,7 +145,12 @@ class Reader:
         self.catalog = scan_catalog(self.client, self.prefix)
         with self._lock:
             self._cache.clear()
+        self._scanned.set()
         return self.catalog
+
+    def wait_scanned(self, timeout: float = 60.0) -> None:
+        """Until the first catalog scan ended (the server starts serving while it runs)."""
+        self._scanned.wait(timeout)
 
     def cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -184,6 +190,7 @@ class Reader:
         }
 
     def overview(self, days: int = 30, end: str | None = None) -> dict[str, Any]:
+        self.wait_scanned()
         return self.cached(("overview", days, end), lambda: self._overview(days, end))  # type: ignore[no-any-return]
 
     def _overview(self, days: int, end: str | None) -> dict[str, Any]:
@@ -273,6 +280,7 @@ class Reader:
     # -------------------------------------------------------------------------------------------- RFM
 
     def rfm(self) -> dict[str, Any]:
+        self.wait_scanned()
         return self.cached(("rfm",), self._rfm)  # type: ignore[no-any-return]
 
     def _rfm(self) -> dict[str, Any]:
@@ -321,6 +329,7 @@ class Reader:
     # -------------------------------------------------------------------------------------------- customer
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
+        self.wait_scanned()
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(f"{self.prefix}:customer:{customer_id}")
         pipe.lrange(f"{self.prefix}:history:{customer_id}", 0, -1)

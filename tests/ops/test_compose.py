@@ -121,7 +121,7 @@ def test_compose_config_with_compose_cli():
     result = subprocess.run([*command, "-f", str(COMPOSE), "--profile", "demo", "config", "--services"],
                             capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
     assert result.returncode == 0, result.stderr
-    expected = {"kafka", "redis", "topics-init", "worker", "simulator", "prometheus", "grafana"}
+    expected = {"kafka", "redis", "topics-init", "worker", "simulator", "prometheus", "grafana", "ui"}
     assert set(result.stdout.split()) == expected
 
 

@@ -40,11 +40,12 @@ def test_action_lines_carry_the_transition(marketing):
     import json
 
     event = {"event_id": "c-1:lifecycle:4", "customer_id": "c-1", "dimension": "lifecycle", "from": "at_risk",
-             "to": "churned", "at": "2026-01-01T00:00:00Z", "reason": "time", "actions": []}
+             "to": "churned", "at": "2026-01-01T00:00:00Z", "reason": "time", "actions": [],
+             "when": "recency_days >= 180"}
     (line,) = [json.loads(text) for text in marketing.action_lines(event)]
     assert line == {"action": "winback_last_chance", "customer_id": "c-1", "dimension": "lifecycle",
                     "from": "at_risk", "to": "churned", "at": "2026-01-01T00:00:00Z", "reason": "time",
-                    "event_id": "c-1:lifecycle:4"}
+                    "when": "recency_days >= 180", "event_id": "c-1:lifecycle:4"}
 
 
 def test_seen_events_is_a_bounded_lru(marketing):
@@ -130,3 +131,112 @@ def test_demo_live_view_reads_committed_only(recording_consumer):
     (config,) = recording_consumer.configs
     assert config["topics"] == (demo_cmd.DEMO_TOPICS.tier_changes,)
     assert config["isolation_level"] == "read_committed"
+
+
+# --- example rules files -----------------------------------------------------------------------------------
+
+EXAMPLE_RULES = sorted(EXAMPLES.glob("rules-*.yaml"))
+
+
+def test_the_example_rules_files_are_there():
+    assert {"rules-b2b.yaml", "rules-predictive.yaml"} <= {path.name for path in EXAMPLE_RULES}
+
+
+@pytest.mark.parametrize("path", EXAMPLE_RULES, ids=[path.name for path in EXAMPLE_RULES])
+def test_example_rules_load(path):
+    """`segmenter rules check` would accept them: the same loader (file, line and reason on error)."""
+    from segmenter.rules import load_rules
+
+    rules = load_rules(path)
+    assert rules.dimension_names
+
+
+def test_b2b_rules_declare_what_the_issue_asks():
+    from segmenter.rules import load_rules
+
+    rules = load_rules(EXAMPLES / "rules-b2b.yaml")
+    assert {"industry", "service_level", "assortment"} <= set(rules.dimension_names)
+    kinds = {feature.name: (feature.kind, feature.types) for feature in rules.custom_features}
+    assert kinds["tickets_90d"] == ("count_interactions", frozenset({"support_ticket", "complaint"}))
+    assert kinds["categories_365d"] == ("distinct_categories", None)
+    assert {"industry", "region"} <= set(rules.attribute_names)
+
+
+def _b2b_tiers(events: list[tuple[str, dict]]) -> dict[str, dict[str, str]]:
+    """Feed (topic, event) pairs through the engine under examples/rules-b2b.yaml; each customer's tiers."""
+    import json
+
+    from segmenter.engine import Engine, InputMessage
+    from segmenter.events import Kind
+    from segmenter.rules import load_rules
+
+    engine = Engine(load_rules(EXAMPLES / "rules-b2b.yaml"), {}, {})
+    offsets = {kind: 0 for kind in ("purchases", "interactions", "profiles")}
+    records = []
+    for topic, event in events:
+        key, value = event["customer_id"].encode(), json.dumps(event).encode()
+        records.append(InputMessage(Kind(topic), topic, 0, offsets[topic], key, value, []))
+        offsets[topic] += 1
+    result = engine.process(records)
+    assert not result.dead_letters
+    engine.flush()
+    customers = {event["customer_id"] for _, event in events}
+    return {cid: dict((result.customers.get(cid) or engine.customer(cid, 0)).tiers) for cid in customers}
+
+
+def _profile(cid: str, day: str, **attributes) -> tuple[str, dict]:
+    return "profiles", {"event_id": f"{cid}-p{day}", "customer_id": cid, "ts": f"2026-{day}T08:00:00Z",
+                        "attributes": attributes}
+
+
+def _purchase(cid: str, day: str, amount: str = "100.00", category: str | None = None) -> tuple[str, dict]:
+    event = {"event_id": f"{cid}-o{day}-{category}", "type": "purchase", "customer_id": cid,
+             "ts": f"2026-{day}T09:00:00Z", "amount": amount}
+    if category:
+        event["category"] = category
+    return "purchases", event
+
+
+def _ticket(cid: str, day: str, kind: str = "support_ticket") -> tuple[str, dict]:
+    return "interactions", {"event_id": f"{cid}-t{day}", "type": kind, "customer_id": cid,
+                            "ts": f"2026-{day}T10:00:00Z"}
+
+
+def test_b2b_rules_classify_by_attributes_tickets_and_assortment():
+    events = sorted(
+        [
+            # trade, EU, 3 tickets/complaints in 90 days, 3 categories
+            _profile("a", "03-01", industry="retail", region="EU"),
+            *(_purchase("a", "03-02", category=c) for c in ("books", "toys", "home")),
+            _ticket("a", "03-05"), _ticket("a", "03-06", "complaint"), _ticket("a", "03-07"),
+            # never synced from the CRM, one purchase without a category
+            _purchase("b", "03-07"),
+            # an industry outside the list, APAC, one ticket, 5 categories
+            _profile("c", "03-01", industry="mining", region="APAC"),
+            *(_purchase("c", "03-02", category=c) for c in ("books", "toys", "home", "shoes", "sports")),
+            _ticket("c", "03-03"),
+            # public sector in the US with one ticket, one category: cross-sell
+            _profile("d", "03-01", industry="public", region="US"),
+            _purchase("d", "03-02", category="books"), _ticket("d", "03-03"),
+            # a large LATAM account without tickets (no industry attribute)
+            _profile("e", "03-01", region="LATAM"), _purchase("e", "03-02", amount="25000.00"),
+            # region removed by a later profile event: `in` on a missing attribute is false
+            _profile("f", "03-01", region="EU", industry="services"), _profile("f", "03-02", region=None),
+            _ticket("f", "03-03"),
+            # three tickets, then an order 100 days later: the tickets have left the 90-day window
+            *(_ticket("g", day) for day in ("01-05", "01-06", "01-07")), _purchase("g", "04-17"),
+        ],
+        key=lambda item: item[1]["ts"],
+    )
+    tiers = _b2b_tiers(events)
+    expected = {
+        "a": {"industry": "trade", "service_level": "escalation", "assortment": "multi"},
+        "b": {"industry": "unknown", "service_level": "standard", "assortment": "none"},
+        "c": {"industry": "other", "service_level": "priority_global", "assortment": "broad"},
+        "d": {"industry": "public_sector", "service_level": "priority_local", "assortment": "narrow"},
+        "e": {"industry": "unknown", "service_level": "key_account", "assortment": "none", "value": "high"},
+        "f": {"industry": "services", "service_level": "priority_global"},
+        "g": {"service_level": "standard", "assortment": "none"},
+    }
+    for cid, want in expected.items():
+        assert {dimension: tiers[cid][dimension] for dimension in want} == want, cid
