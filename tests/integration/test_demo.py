@@ -1,7 +1,10 @@
-"""`segmenter demo` (the README's main job) runs a worker and the simulator and shows live tier counts."""
+"""`segmenter demo` (the README's main job) runs a worker, the simulator and the web UI and shows live tier
+counts. Without a terminal (stdout captured here) the dashboard prints its last frame once, at the end; the
+dashboard in a real terminal is tests/integration/test_demo_dashboard.py."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -23,6 +26,8 @@ def test_demo_shows_tiers_and_transitions(stack, tmp_path) -> None:
             "800",
             "--web-port",
             str(free_port()),
+            "--ui-port",
+            str(free_port()),
             "--broker",
             stack.broker,
             "--redis",
@@ -34,9 +39,15 @@ def test_demo_shows_tiers_and_transitions(stack, tmp_path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    last_screen = result.stdout.rsplit("segmenter demo", 1)[-1]
-    assert "lifecycle" in last_screen and "(waiting for events)" not in last_screen
-    assert "->" in last_screen, "recent transitions are shown"
+    assert result.stdout.count("segmenter demo") == 1, "one frame, not a scroll of screens"
+    frame = result.stdout
+    assert "None" not in frame
+    assert "(waiting for tier changes)" not in frame, frame
+    for dimension in ("lifecycle", "value", "engagement"):
+        total = re.search(rf"{dimension} · ([\d,]+) customers", frame)
+        assert total and int(total.group(1).replace(",", "")) > 0, frame
+    assert "→" in frame and re.search(r"tier changes [\d,.]+/s", frame), "latest tier changes and their rate"
+    assert "web UI" in frame and "/metrics" in frame
     assert "demo stopped" in result.stdout
     # The demo's worker is the default one (exactly_once: each batch a transaction; the live view reads
     # committed tier changes only), and it stopped cleanly on the demo's SIGINT.
