@@ -32,6 +32,7 @@ DEMO_TOPICS = TopicNames(
     tier_changes="demo.tier-changes",
     dead_letters="demo.dead-letters",
     control="demo.segmenter-control",
+    profiles="demo.profiles",
 )
 DEMO_APP_ID = "segmenter-demo"
 DEMO_PREFIX = "segmenter-demo"
@@ -75,11 +76,7 @@ def demo(
         "SEGMENTER_REDIS_PREFIX": DEMO_PREFIX,
         "SEGMENTER_WEB_PORT": str(web_port),
         "SEGMENTER_DATA_DIR": "var/demo-data",
-        "SEGMENTER_TOPIC_PURCHASES": DEMO_TOPICS.purchases,
-        "SEGMENTER_TOPIC_INTERACTIONS": DEMO_TOPICS.interactions,
-        "SEGMENTER_TOPIC_TIER_CHANGES": DEMO_TOPICS.tier_changes,
-        "SEGMENTER_TOPIC_DEAD_LETTERS": DEMO_TOPICS.dead_letters,
-        "SEGMENTER_TOPIC_CONTROL": DEMO_TOPICS.control,
+        **{TopicNames.env_var(field): name for field, name in DEMO_TOPICS.items()},
     }
     os.makedirs("var", exist_ok=True)
     exe = [sys.executable, "-m", "streams.cli"]
