@@ -236,8 +236,19 @@ class BenchNames:
     def control(self) -> str:
         return f"{self.prefix}.control"
 
+    @property
+    def profiles(self) -> str:
+        return f"{self.prefix}.profiles"
+
     def topics(self) -> list[str]:
-        return [self.purchases, self.interactions, self.tier_changes, self.dead_letters, self.control]
+        return [
+            self.purchases,
+            self.interactions,
+            self.tier_changes,
+            self.dead_letters,
+            self.control,
+            self.profiles,
+        ]
 
     def inputs(self) -> list[str]:
         return [self.purchases, self.interactions]
@@ -258,6 +269,7 @@ class BenchNames:
             "SEGMENTER_TOPIC_TIER_CHANGES": self.tier_changes,
             "SEGMENTER_TOPIC_DEAD_LETTERS": self.dead_letters,
             "SEGMENTER_TOPIC_CONTROL": self.control,
+            "SEGMENTER_TOPIC_PROFILES": self.profiles,
             "SEGMENTER_APP_ID": self.app_id(run),
             "SEGMENTER_REDIS_PREFIX": self.redis_prefix(run),
         }

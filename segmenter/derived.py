@@ -131,19 +131,65 @@ class Derived:
         return best
 
     def _custom_flip(self, state: CustomerState, after: int) -> int | None:
-        expiries: set[int] = set()
-        for feature, _, _ in self._custom_checks:
-            days = state.t_days if feature.kind == COUNT_INTERACTIONS else state.c_days
+        """Walk the expiry days in order with running values (no re-summing per candidate day)."""
+        checks = self._custom_checks
+        features = {id(f): f for f, _, _ in checks}
+        values: dict[int, int] = {}
+        counters: dict[int, dict[str, int]] = {}  # distinct categories: category -> purchases in window
+        leaving: dict[int, list[tuple[int, int, str]]] = {}  # expiry day -> (feature, amount, category)
+        for key, feature in features.items():
+            if feature.kind == COUNT_INTERACTIONS:
+                days, names, amounts = state.t_days, state.t_names, state.t_count
+                wanted = feature.types
+            else:
+                days, names = state.c_days, state.c_names
+                wanted = feature.categories
+                if feature.kind == SUM_PURCHASES:
+                    amounts = [c - r for c, r in zip(state.c_cents, state.c_refunds, strict=True)]
+                else:
+                    amounts = state.c_count
             start = bisect_right(days, after - feature.days)
-            expiries.update(d + feature.days for d in days[start:])
-        if not expiries:
+            end = bisect_right(days, after)
+            counts: dict[str, int] = {}
+            total = 0
+            for index in range(start, end):
+                name = names[index]
+                if feature.kind == DISTINCT_CATEGORIES:
+                    if not name or not amounts[index]:
+                        continue
+                    counts[name] = counts.get(name, 0) + amounts[index]
+                elif wanted is not None and name not in wanted:
+                    continue
+                else:
+                    total += amounts[index]
+                leaving.setdefault(days[index] + feature.days, []).append((key, amounts[index], name))
+            values[key] = total
+            counters[key] = counts
+        if not leaving:
             return None
 
-        def truths(day: int) -> tuple[bool, ...]:
-            return tuple(compare(custom_value(f, state, day), t) for f, compare, t in self._custom_checks)
+        def value(key: int) -> int:
+            feature = features[key]
+            if feature.kind == DISTINCT_CATEGORIES:
+                return len(counters[key])
+            if feature.kind == SUM_PURCHASES:
+                return max(0, values[key])
+            return values[key]
 
-        now = truths(after)
-        for day in sorted(expiries):
-            if truths(day) != now:
+        def truths() -> tuple[bool, ...]:
+            return tuple(compare(value(id(f)), threshold) for f, compare, threshold in checks)
+
+        now = truths()
+        for day in sorted(leaving):
+            for key, amount, name in leaving[day]:
+                if features[key].kind == DISTINCT_CATEGORIES:
+                    left = counters[key][name] - amount
+                    if left:
+                        counters[key][name] = left
+                    else:
+                        del counters[key][name]
+                else:
+                    values[key] -= amount
+            if truths() != now:
                 return day
         return None

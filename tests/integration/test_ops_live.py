@@ -178,6 +178,7 @@ def live(stack, tmp_path_factory) -> Iterator[Live]:
         "SEGMENTER_TOPIC_TIER_CHANGES": f"{prefix}.tier-changes",
         "SEGMENTER_TOPIC_DEAD_LETTERS": f"{prefix}.dead-letters",
         "SEGMENTER_TOPIC_CONTROL": f"{prefix}.control",
+        "SEGMENTER_TOPIC_PROFILES": f"{prefix}.profiles",
         "SEGMENTER_APP_ID": f"{prefix}-app",
         "SEGMENTER_REDIS_PREFIX": f"{prefix}-seg",
         "SEGMENTER_DATA_DIR": str(tmp / "data"),
@@ -314,7 +315,7 @@ def test_consumer_lag_is_exported_per_owned_input_partition_and_drains(live):
 
     series = wait_for("consumer lag series, all 0", lags, timeout=60, log=live.worker_log)
     topics = {topic for topic, _ in series}
-    assert topics == {live.topic("purchases"), live.topic("interactions")}
+    assert topics == {live.topic("purchases"), live.topic("interactions"), live.topic("profiles")}
     assert http_get(f"http://127.0.0.1:{live.web_port}/healthz")[0] == 200
 
 

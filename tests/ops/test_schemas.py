@@ -22,6 +22,7 @@ SPEC = REPO.parent / "shared" / "SPEC.md"
 SCHEMA_FILES = [
     "purchase-event.schema.json",
     "interaction-event.schema.json",
+    "profile-event.schema.json",
     "tier-change-event.schema.json",
 ]
 
@@ -70,6 +71,17 @@ def interaction(**changes: Any) -> dict:
     return without_none({**event, **changes})
 
 
+PROFILE_DEFAULT = object()
+
+
+def profile(attributes: Any = PROFILE_DEFAULT, **changes: Any) -> dict:
+    """A profile event (SPEC section 10). Unlike the builders above, an attribute value None stays: null
+    removes an attribute; `attributes=None` leaves the field out."""
+    event = {"event_id": "pr-1", "customer_id": "c-42", "ts": "2026-11-24T10:15:00Z",
+             "attributes": {"region": "EU"} if attributes is PROFILE_DEFAULT else attributes}
+    return without_none({**event, **changes})
+
+
 def without_none(event: dict) -> dict:
     """`field=None` in the builders above means: leave the field out."""
     return {key: value for key, value in event.items() if value is not None}
@@ -114,8 +126,58 @@ INPUT_CASES = [
     ("interaction, type starts with digit", "interactions", interaction(type="1click"), False),
     ("interaction, properties not an object", "interactions", interaction(properties=[1]), False),
     ("interaction, missing ts", "interactions", interaction(ts=None), False),
+    # profiles (SPEC section 10)
+    ("profile", "profiles", profile(), True),
+    ("profile, the SPEC example's attributes", "profiles",
+     profile({"region": "EU", "industry": "retail", "birth_year": 1985, "newsletter": True,
+              "old_flag": None}),
+     True),
+    ("profile, only a removal", "profiles", profile({"region": None}), True),
+    ("profile, 64 attributes", "profiles", profile({f"a{i}": i for i in range(64)}), True),
+    ("profile, 32-char name", "profiles", profile({"a" * 32: 1}), True),
+    ("profile, name with digits and underscores", "profiles", profile({"x_1_2": "y"}), True),
+    ("profile, 1-char name", "profiles", profile({"x": "y"}), True),
+    ("profile, 1-char string", "profiles", profile({"tier": "A"}), True),
+    ("profile, 256-char string", "profiles", profile({"note": "n" * 256}), True),
+    ("profile, 256 non-ASCII characters", "profiles", profile({"note": "\u00e9\U0001f600" * 128}), True),
+    ("profile, negative and fractional numbers", "profiles", profile({"score": -0.25, "debt": -12}), True),
+    ("profile, zero and false", "profiles", profile({"score": 0, "vip": False}), True),
+    ("profile, integer beyond 2**53", "profiles", profile({"big": 2**60}), True),
+    ("profile, largest double", "profiles", profile({"big": 1.7976931348623157e308}), True),
+    ("profile, +08:00 offset and fraction", "profiles", profile(ts="2026-11-24T18:15:00.5+08:00"), True),
+    ("profile, unknown extra fields ignored", "profiles", profile(type="crm_sync", source={"x": 1}), True),
+    ("profile, 128-char ids", "profiles", profile(event_id="e" * 128, customer_id="c" * 128), True),
+    ("profile, missing attributes", "profiles", profile(None), False),
+    ("profile, attributes null", "profiles", {**profile(), "attributes": None}, False),
+    ("profile, attributes an array", "profiles", profile([{"region": "EU"}]), False),
+    ("profile, attributes a string", "profiles", profile("region=EU"), False),
+    ("profile, no attributes", "profiles", profile({}), False),
+    ("profile, 65 attributes", "profiles", profile({f"a{i}": i for i in range(65)}), False),
+    ("profile, 33-char name", "profiles", profile({"a" * 33: 1}), False),
+    ("profile, upper-case name", "profiles", profile({"Region": "EU"}), False),
+    ("profile, name starts with a digit", "profiles", profile({"1st_order": "x"}), False),
+    ("profile, name starts with underscore", "profiles", profile({"_region": "EU"}), False),
+    ("profile, name with a hyphen", "profiles", profile({"birth-year": 1985}), False),
+    ("profile, name with a dot", "profiles", profile({"attr.region": "EU"}), False),
+    ("profile, empty name", "profiles", profile({"": "x"}), False),
+    ("profile, one bad name among good ones", "profiles", profile({"region": "EU", "Industry": "x"}), False),
+    ("profile, empty string", "profiles", profile({"region": ""}), False),
+    ("profile, 257-char string", "profiles", profile({"note": "n" * 257}), False),
+    ("profile, object value", "profiles", profile({"address": {"city": "Paris"}}), False),
+    ("profile, array value", "profiles", profile({"tags": ["a", "b"]}), False),
+    ("profile, integer beyond the double range", "profiles", profile({"big": 10**400}), False),
+    ("profile, negative integer beyond the double range", "profiles", profile({"big": -(10**400)}), False),
+    ("profile, missing event_id", "profiles", profile(event_id=None), False),
+    ("profile, empty event_id", "profiles", profile(event_id=""), False),
+    ("profile, 129-char event_id", "profiles", profile(event_id="e" * 129), False),
+    ("profile, missing customer_id", "profiles", profile(customer_id=None), False),
+    ("profile, numeric customer_id", "profiles", profile(customer_id=42), False),
+    ("profile, missing ts", "profiles", profile(ts=None), False),
+    ("profile, ts without offset", "profiles", profile(ts="2026-11-24T10:15:00"), False),
+    ("profile, ts a number", "profiles", profile(ts=1764000000), False),
 ]
-SCHEMA_OF_KIND = {"purchases": "purchase-event.schema.json", "interactions": "interaction-event.schema.json"}
+SCHEMA_OF_KIND = {"purchases": "purchase-event.schema.json", "interactions": "interaction-event.schema.json",
+                  "profiles": "profile-event.schema.json"}
 
 
 @pytest.mark.parametrize("name", SCHEMA_FILES)
@@ -145,6 +207,74 @@ def test_input_schemas_agree_with_the_worker(label, kind, event, valid):
         with pytest.raises(InvalidEvent) as caught:
             decode_event(Kind(kind), key, value)
         assert caught.value.reason is DeadLetterReason.SCHEMA
+
+
+# Profile values whose JSON text cannot come from json.dumps: number literals beyond (or at the edge of) the
+# range of a double. (label, JSON text of the attribute value, valid?)
+RAW_PROFILE_NUMBERS = [
+    ("exponent beyond the double range", "1e309", False),
+    ("negative exponent beyond the double range", "-2.5e400", False),
+    ("largest double, written out", "1.7976931348623157e308", True),
+    ("underflows to zero", "1e-400", True),
+    ("negative zero", "-0.0", True),
+    ("exponent integer", "1E3", True),
+]
+
+
+@pytest.mark.parametrize(("label", "number", "valid"), RAW_PROFILE_NUMBERS,
+                         ids=[c[0] for c in RAW_PROFILE_NUMBERS])
+def test_profile_number_range_agrees_with_the_worker(label, number, valid):
+    """SPEC 10: a number must be within the range of a double. Python's json module reads 1e309 as inf, which
+    the schema's maximum rejects; the worker reads the literal exactly and rejects it with reason schema (SPEC
+    also allows malformed_json, "where the JSON decoder itself refuses it")."""
+    from segmenter.events import DeadLetterReason, InvalidEvent, Kind, decode_event
+
+    text = ('{"event_id": "pr-1", "customer_id": "c-42", "ts": "2026-11-24T10:15:00Z", '
+            f'"attributes": {{"n": {number}}}}}')
+    event = json.loads(text)
+    for draft in (jsonschema.Draft202012Validator, jsonschema.Draft7Validator):
+        check = validator("profile-event.schema.json", draft)
+        assert check.is_valid(event) is valid, f"{label} ({draft.__name__})"
+    if valid:
+        decoded = decode_event(Kind.PROFILES, b"c-42", text.encode())
+        assert decoded.attributes == {"n": float(number)}
+    else:
+        with pytest.raises(InvalidEvent) as caught:
+            decode_event(Kind.PROFILES, b"c-42", text.encode())
+        assert caught.value.reason in (DeadLetterReason.SCHEMA, DeadLetterReason.MALFORMED_JSON)
+
+
+def spec_profile() -> dict:
+    """SPEC section 10's example profile event."""
+    spec = SPEC if SPEC.exists() else REPO / "docs" / "SPEC.md"
+    block = re.search(r"## 10\. Profiles and attributes.*?```json\n(.*?)```", spec.read_text(), re.S)
+    assert block, "profile example not found in SPEC.md"
+    return json.loads(block.group(1))
+
+
+def test_spec_profile_example_validates_and_decodes():
+    from segmenter.events import Kind, decode_event
+
+    event = spec_profile()
+    for draft in (jsonschema.Draft202012Validator, jsonschema.Draft7Validator):
+        errors = [e.message for e in validator("profile-event.schema.json", draft).iter_errors(event)]
+        assert errors == []
+    decoded = decode_event(Kind.PROFILES, event["customer_id"].encode(), json.dumps(event).encode())
+    assert decoded.attributes == event["attributes"]
+    assert decoded.reason == "profile"
+
+
+@pytest.mark.parametrize(("kind", "event"), [
+    ("profiles", profile({"region\n": "EU"})),
+    ("interactions", interaction(type="email_open\n")),
+], ids=["attribute name", "interaction type"])
+def test_names_with_a_trailing_newline_are_rejected(kind, event):
+    """Python's `$` also matches before a trailing newline (ECMA-262's, the dialect of JSON Schema patterns,
+    does not): the worker must match names to the end of the string."""
+    from segmenter.events import InvalidEvent, Kind, decode_event
+
+    with pytest.raises(InvalidEvent):
+        decode_event(Kind(kind), b"c-42", json.dumps(event).encode())
 
 
 def test_number_amount_decimal_places_is_documented_not_enforced():
@@ -304,6 +434,20 @@ def test_asyncapi_headers_match_the_spec(asyncapi):
     assert set(dlq["required"]) == {"x-dlq-reason", "x-dlq-detail", "x-dlq-source-topic",
                                     "x-dlq-source-partition", "x-dlq-source-offset"}
     assert set(dlq["properties"]["x-dlq-reason"]["enum"]) == {reason.value for reason in DeadLetterReason}
+
+
+def test_asyncapi_profiles_channel(asyncapi):
+    channel = asyncapi["channels"]["profiles"]
+    assert channel["address"] == "customer.profiles"
+    (message,) = channel["messages"].values()
+    profile_message = resolve_pointer(asyncapi, message["$ref"].lstrip("#"))
+    assert profile_message["payload"]["schema"]["$ref"] == "./profile-event.schema.json"
+    assert profile_message["bindings"]["kafka"]["key"]["type"] == "string"
+    assert "customer_id" in profile_message["bindings"]["kafka"]["key"]["description"]
+    (operation,) = [op for op in asyncapi["operations"].values()
+                    if op["channel"]["$ref"] == "#/channels/profiles"]
+    assert operation["action"] == "receive"
+    assert [example["payload"] for example in profile_message["examples"]] == [spec_profile()]
 
 
 def test_asyncapi_examples_validate(asyncapi):

@@ -11,10 +11,14 @@ from tests.oracle.model import (
     DEFAULT_DIMENSIONS,
     DLQ_REASONS,
     CustomerView,
+    CustomFeature,
     Event,
     Features,
     Rejection,
     Result,
+    attr_cmp,
+    attr_in,
+    compute_custom,
     compute_features,
     day_of,
     default_classify,
@@ -33,6 +37,10 @@ from tests.oracle.model import (
 )
 
 __all__ = [
+    "CustomFeature",
+    "attr_cmp",
+    "attr_in",
+    "compute_custom",
     "DEFAULT_DIMENSIONS",
     "DLQ_REASONS",
     "CustomerView",

@@ -18,6 +18,20 @@ instant each message is "sent"), deterministic for a seed.  It contains:
   amount ``1e2``, ``currency`` present, unknown extra fields;
 * optionally (``late_events``) some valid events delivered 1-40 days late.
 
+* optionally (``categories``) a ``category`` on most purchases and on most refunds (usually the refunded
+  purchase's own category, sometimes another one or none), for the custom features of SPEC 11;
+* optionally (``profiles``) profile events (SPEC 10) for ~60% of the customers plus some profile-only ("CRM
+  only") customers: 1..5 events each with region / industry / birth_year (int, a float like ``1985.0`` or,
+  rarely, a string) / newsletter / score / nickname, some ``null`` removals, some pairs with the same instant
+  (written with different offsets), ignored extra fields (``currency`` included); about half are delivered
+  0..40 days late, so per customer they arrive out of event-time order.  They are duplicated like the other
+  events;
+* optionally (``bad_profiles_per_reason``) bad profile messages of every reason that applies to profiles
+  (too_large, malformed_json, schema, key_mismatch).
+
+The optional parts draw from a second random stream: with all of them off the output is exactly what it was
+before they existed.
+
 ``generate_with_expectations`` also returns the intended outcome of each message (for sanity checks).
 """
 
@@ -43,6 +57,9 @@ _INTERACTION_TYPES = (
 )
 _OFFSETS = (("Z", 0), ("+08:00", 480), ("+05:30", 330), ("-05:00", -300), ("-08:00", -480))
 _CATEGORIES = ("books", "garden", "toys", "electronics", "grocery")
+_REGIONS = ("EU", "UK", "US", "APAC", "LATAM")
+_INDUSTRIES = ("retail", "wholesale", "public", "tech", "health")
+_NICKNAMES = ("Ana", "Zoë", "李", "o'hara", 'say "hi"', "x" * 256)
 _AMOUNT_MARK = "__AMOUNT__"
 
 
@@ -55,8 +72,10 @@ class _Out:
 
 
 class _Gen:
-    def __init__(self, seed: int, start: date, days: int, currency: str) -> None:
+    def __init__(self, seed: int, start: date, days: int, currency: str, categories: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.rng2 = random.Random(seed ^ 0x2F0F11E5)  # the optional v2 parts
+        self.categories = categories
         self.seed = seed
         self.start = datetime(start.year, start.month, start.day, tzinfo=_UTC).timestamp()
         self.days = days
@@ -121,7 +140,10 @@ class _Gen:
             self.good.append(item)
         return item
 
-    def purchase(self, cid: str, instant: float, cents: int, kind: str = "purchase") -> None:
+    def purchase(
+        self, cid: str, instant: float, cents: int, kind: str = "purchase", category: str | None = None
+    ) -> str | None:
+        """Emit a purchase or refund; returns its category (None if it has none)."""
         obj: dict = {"event_id": self.next_id("p"), "type": kind, "customer_id": cid, "ts": self.ts(instant)}
         r = self.rng.random()
         if r < 0.5:
@@ -129,8 +151,16 @@ class _Gen:
         if r < 0.3:
             obj["order_id"] = self.next_id("o")
             obj["category"] = self.rng.choice(_CATEGORIES)
+        if self.categories:
+            obj.pop("category", None)
+            r2 = self.rng2.random()
+            if kind == "refund" and category is not None and r2 < 0.7:
+                obj["category"] = category  # the refunded purchase's own category
+            elif r2 < 0.85:
+                obj["category"] = self.rng2.choice(_CATEGORIES)
         value = self.encode(obj, self.amount_text(cents))
         self.emit(instant, ("purchases", cid.encode("utf-8"), value), "applied")
+        return obj.get("category")
 
     def interaction(self, cid: str, instant: float) -> None:
         obj: dict = {
@@ -139,6 +169,8 @@ class _Gen:
             "type": self.rng.choice(_INTERACTION_TYPES),
             "ts": self.ts(instant),
         }
+        if self.categories and self.rng2.random() < 0.06:
+            obj["type"] = "complaint"
         if self.rng.random() < 0.3:
             obj["properties"] = {"page": f"/p/{self.rng.randrange(100)}", "n": self.rng.randrange(10)}
         self.emit(instant, ("interactions", cid.encode("utf-8"), self.encode(obj)), "applied")
@@ -194,12 +226,13 @@ class _Gen:
                 continue
             instant = self.start + d * 86400
             cents = self.heavy_cents(mu)
-            self.purchase(cid, instant, cents)
-            if rng.random() < 0.08:  # a refund a few days later, partial or full
+            category = self.purchase(cid, instant, cents)
+            refund_p = 0.08 if not self.categories else (0.08 if self.rng2.random() < 0.5 else 0.25)
+            if rng.random() < refund_p:  # a refund a few days later, partial or full
                 refund_at = instant + rng.uniform(0.1, 20) * 86400
                 if refund_at < self.start + end * 86400:
                     refund = cents if rng.random() < 0.5 else max(1, rng.randrange(1, cents + 1))
-                    self.purchase(cid, refund_at, refund, "refund")
+                    self.purchase(cid, refund_at, refund, "refund", category)
 
         rate = {"browser": 0.2, "heavy_interactor": 0.5, "one_timer": 0.03}.get(persona, 0.06)
         day = begin + rng.uniform(0, 10)
@@ -208,6 +241,62 @@ class _Gen:
             for _ in range(rng.randint(20, 30) if burst else 1):
                 self.interaction(cid, self.start + day * 86400 + rng.uniform(0, 3600))
             day += rng.expovariate(rate)
+
+    # -- profiles (SPEC 10) --------------------------------------------------------------------------------
+
+    def attribute_values(self) -> dict:
+        rng = self.rng2
+        pool = ["region", "region", "industry", "birth_year", "newsletter", "score", "nickname"]
+        names = set(rng.sample(pool, rng.randint(1, 4)))
+        out: dict = {}
+        for name in sorted(names):
+            if name == "region":
+                out[name] = rng.choice(_REGIONS)
+            elif name == "industry":
+                out[name] = rng.choice(_INDUSTRIES)
+            elif name == "birth_year":
+                year = rng.randint(1950, 2005)
+                r = rng.random()
+                out[name] = year if r < 0.8 else (float(year) if r < 0.93 else str(year))
+            elif name == "newsletter":
+                out[name] = rng.random() < 0.5
+            elif name == "score":
+                out[name] = rng.choice((1, 2, 3, 4.5, 5, -0.5))
+            else:
+                out[name] = rng.choice(_NICKNAMES)
+        if rng.random() < 0.2:  # a removal (a write that counts for last-writer-wins)
+            out[rng.choice(("region", "industry", "newsletter", "birth_year", "old_flag"))] = None
+        return out
+
+    def profile(self, cid: str, instant: float, attributes: dict | None = None, delay: float = 0.0) -> None:
+        rng = self.rng2
+        obj: dict = {
+            "event_id": self.next_id("pr"),
+            "customer_id": cid,
+            "ts": self.ts_v2(instant),
+            "attributes": self.attribute_values() if attributes is None else attributes,
+        }
+        if rng.random() < 0.1:
+            obj["source"] = "crm"
+        if rng.random() < 0.05:
+            obj["currency"] = "EUR"  # not a field of profiles: ignored
+        value = json.dumps(obj, ensure_ascii=rng.random() < 0.5).encode("utf-8")
+        self.emit(instant + delay, ("profiles", cid.encode("utf-8"), value), "applied")
+
+    def ts_v2(self, instant: float) -> str:
+        """Like :meth:`ts`, drawing from the second random stream."""
+        suffix, minutes = _OFFSETS[0] if self.rng2.random() < 0.7 else self.rng2.choice(_OFFSETS[1:])
+        local = datetime.fromtimestamp(int(instant), _UTC) + timedelta(minutes=minutes)
+        return local.strftime("%Y-%m-%dT%H:%M:%S") + suffix
+
+    def profiles_of(self, cid: str, n: int) -> None:
+        rng = self.rng2
+        for _ in range(n):
+            instant = float(int(self.start + rng.uniform(0, self.days) * 86400))
+            delay = rng.uniform(0, 40) * 86400 if rng.random() < 0.5 else 0.0
+            self.profile(cid, instant, delay=delay)
+            if rng.random() < 0.15:  # another write at the same instant: the later offset wins
+                self.profile(cid, instant, delay=delay + 1)
 
     # -- duplicates, late events ---------------------------------------------------------------------------
 
@@ -309,6 +398,74 @@ class _Gen:
                     key = b"42"
                 self.emit(instant, (kind, key, value), f"dead_letter:{reason}")
 
+    def bad_profiles(self, per_reason: int, cids: list[str]) -> None:
+        rng = self.rng2
+
+        def base(cid: str) -> dict:
+            return {
+                "event_id": self.next_id("badp"),
+                "customer_id": cid,
+                "ts": self.ts_v2(instant),
+                "attributes": {"region": "EU"},
+            }
+
+        def dump(obj: object) -> bytes:
+            return json.dumps(obj).encode("utf-8")
+
+        def attrs(cid: str, attributes: object) -> bytes:
+            return dump({**base(cid), "attributes": attributes})
+
+        variants: dict[str, list] = {
+            "too_large": [
+                lambda cid: attrs(cid, {"region": "EU", "notes": "x" * 70000}),
+                lambda cid: b"{" + b" " * 65600,
+            ],
+            "malformed_json": [
+                lambda cid: dump(base(cid))[:-3],
+                lambda cid: b"\xef\xbb\xbf" + dump(base(cid)),  # a BOM
+                lambda cid: dump(base(cid)).replace(b'"EU"', b'"E\xc3\x28U"'),
+                lambda cid: dump(base(cid)).replace(b'"EU"', b"NaN"),
+                lambda cid: b"",
+                lambda cid: b"region=EU",
+            ],
+            "schema": [
+                lambda cid: dump({k: v for k, v in base(cid).items() if k != "attributes"}),
+                lambda cid: attrs(cid, {}),
+                lambda cid: attrs(cid, None),
+                lambda cid: attrs(cid, [["region", "EU"]]),
+                lambda cid: attrs(cid, "region=EU"),
+                lambda cid: attrs(cid, {f"a{i}": i for i in range(65)}),
+                lambda cid: attrs(cid, {"Region": "EU"}),
+                lambda cid: attrs(cid, {"1st": "EU"}),
+                lambda cid: attrs(cid, {"a" * 33: "EU"}),
+                lambda cid: attrs(cid, {"region-code": "EU"}),
+                lambda cid: attrs(cid, {"region": ""}),
+                lambda cid: attrs(cid, {"region": "x" * 257}),
+                lambda cid: attrs(cid, {"region": ["EU"]}),
+                lambda cid: attrs(cid, {"region": {"code": "EU"}}),
+                lambda cid: attrs(cid, {"region": "EU", "tags": ["a"]}),
+                lambda cid: dump({k: v for k, v in base(cid).items() if k != "event_id"}),
+                lambda cid: dump({**base(cid), "ts": "2025-03-01T10:00:00"}),
+                lambda cid: dump({**base(cid), "customer_id": 42}),
+                lambda cid: dump([base(cid)]),
+            ],
+            "key_mismatch": [lambda cid: dump(base(cid))],
+        }
+        for reason, makers in variants.items():
+            count = max(per_reason, len(makers)) if reason != "key_mismatch" else max(per_reason, 4)
+            for i in range(count):
+                cid = rng.choice(cids)
+                instant = self.start + rng.uniform(0, self.days) * 86400
+                index = i % len(makers)
+                value = makers[index](cid)
+                key: bytes | None = cid.encode("utf-8")
+                if reason == "key_mismatch":
+                    other = rng.choice([c for c in cids if c != cid] or ["someone-else"])
+                    key = [None, other.encode("utf-8"), b"", cid.encode("utf-8") + b"\xff"][i % 4]
+                elif reason == "schema" and index == 17:
+                    key = b"42"
+                self.emit(instant, ("profiles", key, value), f"dead_letter:{reason}")
+
     def edge_valid(self, cids: list[str]) -> None:
         rng = self.rng
         for _ in range(2):
@@ -377,21 +534,39 @@ def generate_with_expectations(
     edge_valid: bool = True,
     late_events: int = 0,
     currency: str = "USD",
+    categories: bool = False,
+    profiles: bool = False,
+    bad_profiles_per_reason: int = 0,
 ) -> list[tuple[Message, str]]:
     """Like :func:`generate`, with each message's intended outcome: ``applied``, ``duplicate`` or
-    ``dead_letter:<reason>`` (late events are ``applied``)."""
+    ``dead_letter:<reason>`` (late events are ``applied``; a re-sent profile whose customer has a newer
+    profile beyond the horizon is labelled ``duplicate`` but is applied: the oracle decides)."""
     start_date = date.fromisoformat(start) if isinstance(start, str) else start
-    gen = _Gen(seed, start_date, days, currency)
+    gen = _Gen(seed, start_date, days, currency, categories=categories)
     cids = customer_ids(seed, n_customers)
     for cid in cids:
         gen.customer(cid)
+    crm_only: list[str] = []
+    if profiles:
+        for cid in cids:
+            if gen.rng2.random() < 0.6:
+                gen.profiles_of(cid, gen.rng2.randint(1, 5))
+        crm_only = [f"crm-{seed}-{i:04d}" for i in range(max(2, n_customers // 8))]
+        for cid in crm_only:
+            gen.profiles_of(cid, gen.rng2.randint(1, 5))
     n_good = len(gen.good)
     gen.duplicates(max(1, n_good // 100) if duplicates is None else duplicates)
+    if profiles:  # a few re-sent profile events on top (profiles are a small share of the events)
+        sent = [g for g in gen.good if g.message[0] == "profiles"]
+        for item in gen.rng2.sample(sent, min(len(sent), max(2, len(sent) // 40))):
+            gen.emit(item.sort_key + gen.rng2.uniform(60, 3 * 86400), item.message, "duplicate")
     if late_events:
         gen.late(late_events)
     if edge_valid:
         gen.edge_valid(cids)
     gen.bad(bad_per_reason, cids)
+    if bad_profiles_per_reason:
+        gen.bad_profiles(bad_profiles_per_reason, cids + crm_only)
     gen.out.sort(key=lambda o: (o.sort_key, o.order))
     return [(o.message, o.expect) for o in gen.out]
 
@@ -407,6 +582,9 @@ def generate(
     edge_valid: bool = True,
     late_events: int = 0,
     currency: str = "USD",
+    categories: bool = False,
+    profiles: bool = False,
+    bad_profiles_per_reason: int = 0,
 ) -> list[Message]:
     """Seeded messages ``(topic_kind, key, value)`` in global event-time order; see the module docstring.
 
@@ -424,5 +602,8 @@ def generate(
             edge_valid=edge_valid,
             late_events=late_events,
             currency=currency,
+            categories=categories,
+            profiles=profiles,
+            bad_profiles_per_reason=bad_profiles_per_reason,
         )
     ]

@@ -1,9 +1,10 @@
-"""A deliberately simple, slow, literal model of SPEC.md sections 2-6 (and the Redis view of section 7).
+"""A deliberately simple, slow, literal model of SPEC.md sections 2-7, 10 and 11.
 
 It replays the messages of ONE partition in delivery order, day by day, with no cleverness: features are
 recomputed from the full event list for every evaluation, and time is advanced one day at a time.
 
-Messages are ``(topic_kind, key, value)`` with ``topic_kind`` in ``"purchases"`` / ``"interactions"``
+Messages are ``(topic_kind, key, value)`` with ``topic_kind`` in ``"purchases"`` / ``"interactions"`` /
+``"profiles"``
 (``key``: bytes or None; ``value``: bytes).  As an extension, ``("clock", None, b"<RFC 3339>")`` in the list
 is a ``segmenter clock advance --to T`` at that point of the delivery order.
 
@@ -29,6 +30,24 @@ Interpretation choices where SPEC.md is silent or ambiguous (see also the docstr
   already applied for the customer and whose ts >= (newest applied ts of the customer) - horizon (inclusive);
   an older re-send is applied again (SPEC only promises de-dup within the horizon).
 * "refunds excluded": recency/tenure/first/last purchase use ``type == "purchase"`` events only.
+* De-duplication (SPEC 2): the set of applied event_ids is one per customer; the horizon is measured from
+  the newest applied ts of the customer ON THE SAME INPUT TOPIC as the candidate duplicate.
+* Profiles (SPEC 10): ``attributes`` must be an object of 1..64 entries, names ``[a-z][a-z0-9_]{0,31}``,
+  values a string of 1..256 code points, a JSON number with ``abs(x) <= DBL_MAX`` (compared exactly as a
+  decimal), a boolean or null; anything else is ``schema``.  ``currency`` does not apply (a ``currency``
+  field on a profile is an ignored extra field).  Last writer by event time per attribute: a write replaces
+  the stored one when its instant is >= the stored one's (delivery order = offset order, so an equal ts
+  means a later offset).  Profiles never move the watermark.
+* Attribute values in Redis (``attr.NAME``): strings verbatim, booleans ``true``/``false``, numbers as the
+  JSON text of the number: an integer literal (no fraction, no exponent) as its decimal digits, anything
+  else as Python's ``repr`` of the double (``4.5`` -> ``"4.5"``).  SPEC 10 leaves two cases open, which the
+  generator avoids: an exponent that makes an integer (``2.5E1``: "25" here, the engine writes "25.0"), and
+  integers beyond 2**53 (``12345678901234567890``: verbatim here, the engine keeps the nearest double and
+  writes "1.2345678901234567e+19").  In tier-change ``attributes`` numbers
+  are ints for integer literals, else floats.
+* Custom features (SPEC 11) are given as :class:`CustomFeature` specs; ``sum`` is in cents internally,
+  a 2-place money string in Redis and tier-change ``features``, an exact Fraction of currency units in rule
+  inputs.  Rule inputs also carry ``attr.NAME`` for every present attribute (str, bool or Decimal).
 * SPEC 7's hash has "one field per dimension" AND "every feature": the dimension ``engagement`` and the
   feature ``engagement`` collide.  :meth:`CustomerView.redis_hash` lets the caller choose which one wins
   (default: the tier); ``CustomerView.tiers`` / ``.features`` keep both.
@@ -49,7 +68,8 @@ from typing import Any
 MAX_VALUE_BYTES = 64 * 1024
 SECONDS_PER_DAY = 86400
 EPOCH = date(1970, 1, 1)
-KINDS = ("purchases", "interactions")
+KINDS = ("purchases", "interactions", "profiles")
+WATERMARK_KINDS = ("purchases", "interactions")  # SPEC 10: profiles do not take part in the watermark
 DLQ_REASONS = ("too_large", "malformed_json", "schema", "key_mismatch", "currency")
 DEFAULT_DIMENSIONS = ("lifecycle", "value", "engagement")
 FEATURE_NAMES = (
@@ -64,6 +84,7 @@ FEATURE_NAMES = (
     "avg_order_value",
 )
 MONEY_FEATURES = ("lifetime_monetary", "monetary", "avg_order_value")
+DBL_MAX = Decimal("1.7976931348623157E+308")
 
 Message = tuple[str, "bytes | None", bytes]
 
@@ -185,8 +206,11 @@ class Event:
     ts: str  # verbatim
     instant: Fraction  # epoch seconds, exact
     day: int  # UTC day number
-    cents: int  # purchases/refunds; 0 for interactions
-    role: str  # "purchase" | "refund" | "interaction" (an interaction may have type "purchase"!)
+    cents: int  # purchases/refunds; 0 for interactions and profiles
+    role: str  # "purchase" | "refund" | "interaction" | "profile" (an interaction may have type "purchase"!)
+    category: str | None = None  # purchases/refunds: the optional ``category`` field
+    # profiles: ((name, value), ...) in message order; value is str | bool | Decimal | None (null = removal)
+    attributes: tuple[tuple[str, Any], ...] = ()
 
     @property
     def is_purchase(self) -> bool:
@@ -195,6 +219,8 @@ class Event:
     @property
     def transition_reason(self) -> str:
         """The ``reason`` of the event-driven transitions it causes."""
+        if self.kind == "profiles":
+            return "profile"
         return self.type if self.kind == "purchases" else "interaction"
 
 
@@ -248,6 +274,19 @@ def validate_message(kind: str, key: bytes | None, value: bytes, currency: str =
         return Rejection("currency", f"currency {obj['currency']} != {currency}")
 
     instant = parse_ts(obj["ts"])
+    if kind == "profiles":
+        return Event(
+            kind=kind,
+            type="profile",
+            event_id=obj["event_id"],
+            customer_id=customer_id,
+            ts=obj["ts"],
+            instant=instant,
+            day=day_of(instant),
+            cents=0,
+            role="profile",
+            attributes=tuple(obj["attributes"].items()),
+        )
     return Event(
         kind=kind,
         type=obj["type"],
@@ -258,6 +297,7 @@ def validate_message(kind: str, key: bytes | None, value: bytes, currency: str =
         day=day_of(instant),
         cents=_cents(obj["amount"]) if kind == "purchases" else 0,
         role=obj["type"] if kind == "purchases" else "interaction",
+        category=obj.get("category") if kind == "purchases" else None,
     )
 
 
@@ -278,6 +318,8 @@ def _schema_problem(kind: str, obj: Any) -> str | None:
         parse_ts(obj.get("ts"))
     except ValueError:
         return "ts must be RFC 3339 with offset"
+    if kind == "profiles":
+        return _attributes_problem(obj.get("attributes", None), "attributes" in obj)
     event_type = obj.get("type")
     if kind == "purchases":
         if event_type not in ("purchase", "refund"):
@@ -299,6 +341,51 @@ def _schema_problem(kind: str, obj: Any) -> str | None:
     return None
 
 
+_ATTRIBUTE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _attributes_problem(attributes: Any, present: bool) -> str | None:
+    """SPEC 10: an object of 1..64 entries, good names, values string/number/boolean/null."""
+    if not present or not isinstance(attributes, dict):
+        return "attributes must be an object"
+    if not 1 <= len(attributes) <= 64:
+        return "attributes must have 1..64 entries"
+    for name, value in attributes.items():
+        if _ATTRIBUTE_NAME_RE.fullmatch(name) is None:
+            return f"bad attribute name {name!r}"
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, str):
+            if not 1 <= len(value) <= 256:
+                return f"attribute {name}: a string must have 1..256 chars"
+            continue
+        if isinstance(value, Decimal):
+            if not value.is_finite() or abs(value) > DBL_MAX:
+                return f"attribute {name}: number out of the double range"
+            continue
+        return f"attribute {name}: must be a string, number, boolean or null"
+    return None
+
+
+def attribute_redis_text(value: Any) -> str:
+    """``attr.NAME`` field of the Redis record (see the module docstring)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    assert isinstance(value, Decimal)
+    if value.as_tuple().exponent == 0:  # an integer literal: 1985, -3
+        return str(value)
+    return repr(float(value))
+
+
+def attribute_json(value: Any) -> Any:
+    """An attribute as it reads in a tier-change event's ``attributes`` (JSON types)."""
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent == 0 else float(value)
+    return value
+
+
 # --------------------------------------------------------------------------------------------------------
 # Features (SPEC section 4)
 # --------------------------------------------------------------------------------------------------------
@@ -318,10 +405,12 @@ class Features:
     tenure_days: int | None
     days_since_last_interaction: int | None
     avg_order_value_cents: Fraction | None
+    # custom features (SPEC 11): (name, value, is_money) in declaration order; money in cents
+    custom: tuple[tuple[str, int, bool], ...] = ()
 
     def rule_inputs(self) -> dict[str, int | Fraction | None]:
         """Feature name -> value for rule conditions; money as exact Fraction in currency units."""
-        return {
+        out: dict[str, int | Fraction | None] = {
             "lifetime_purchases": self.lifetime_purchases,
             "lifetime_monetary": Fraction(self.lifetime_monetary_cents, 100),
             "frequency": self.frequency,
@@ -334,6 +423,9 @@ class Features:
             if self.avg_order_value_cents is None
             else self.avg_order_value_cents / 100,
         }
+        for name, value, is_money in self.custom:
+            out[name] = Fraction(value, 100) if is_money else value
+        return out
 
     def _money(self, name: str) -> str | None:
         if name == "avg_order_value":
@@ -348,20 +440,70 @@ class Features:
             value = self._money(name) if name in MONEY_FEATURES else getattr(self, name)
             if value is not None:
                 out[name] = str(value)
+        for name, value, is_money in self.custom:
+            out[name] = format_cents(value) if is_money else str(value)
         return out
 
     def as_json(self) -> dict[str, Any]:
         """Features as in a tier-change event: ints as numbers, money as 2-place strings, null as None."""
-        return {
+        out = {
             name: (self._money(name) if name in MONEY_FEATURES else getattr(self, name))
             for name in FEATURE_NAMES
         }
+        for name, value, is_money in self.custom:
+            out[name] = format_cents(value) if is_money else value
+        return out
+
+
+@dataclass(frozen=True)
+class CustomFeature:
+    """One entry of a rules file's ``features:`` (SPEC 11)."""
+
+    name: str
+    kind: str  # "count_purchases" | "count_interactions" | "sum_purchases" | "distinct_categories"
+    days: int
+    only: tuple[str, ...] | None = None  # category filter (purchases) or type filter (interactions)
+
+    def __post_init__(self) -> None:
+        kinds = ("count_purchases", "count_interactions", "sum_purchases", "distinct_categories")
+        if self.kind not in kinds:
+            raise ValueError(f"unknown custom feature kind {self.kind!r}")
+        if self.kind == "distinct_categories" and self.only is not None:
+            raise ValueError("distinct: categories takes no filter")
+
+    @property
+    def is_money(self) -> bool:
+        return self.kind == "sum_purchases"
+
+
+def compute_custom(events: Iterable[Event], day: int, spec: CustomFeature) -> int:
+    """SPEC 11, literally: over the applied events with day in ``[day - days + 1, day]``; money in cents."""
+    first = day - spec.days + 1
+    window = [e for e in events if first <= e.day <= day]
+
+    def keep(value: str | None) -> bool:
+        return spec.only is None or value in spec.only
+
+    if spec.kind == "count_interactions":
+        return sum(1 for e in window if e.role == "interaction" and keep(e.type))
+    if spec.kind == "count_purchases":
+        return sum(1 for e in window if e.role == "purchase" and keep(e.category))
+    if spec.kind == "sum_purchases":
+        bought = sum(e.cents for e in window if e.role == "purchase" and keep(e.category))
+        refunded = sum(e.cents for e in window if e.role == "refund" and keep(e.category))
+        return max(0, bought - refunded)
+    return len({e.category for e in window if e.role == "purchase" and e.category is not None})
 
 
 def compute_features(
-    events: Iterable[Event], day: int, value_days: int = 365, engagement_days: int = 30
+    events: Iterable[Event],
+    day: int,
+    value_days: int = 365,
+    engagement_days: int = 30,
+    custom_features: Sequence[CustomFeature] = (),
 ) -> Features:
-    """SPEC 4, literally: over the applied events with event day <= ``day``."""
+    """SPEC 4 (and 11), literally: over the applied events with event day <= ``day``."""
+    events = list(events)
     w_first = day - value_days + 1  # window W = [w_first, day]
     e_first = day - engagement_days + 1  # window E = [e_first, day]
     seen = [e for e in events if e.day <= day]
@@ -384,6 +526,7 @@ def compute_features(
         tenure_days=day - min(e.day for e in purchases) if purchases else None,
         days_since_last_interaction=day - max(e.day for e in interactions) if interactions else None,
         avg_order_value_cents=Fraction(purchase_cents_w, frequency) if frequency else None,
+        custom=tuple((f.name, compute_custom(seen, day, f), f.is_money) for f in custom_features),
     )
 
 
@@ -413,6 +556,46 @@ def feature_cmp(inputs: Mapping[str, Any], feature: str, op: str, number: float 
     elif isinstance(number, str):
         number = Fraction(number)
     return _OPS[op](value, number)  # int / Fraction comparisons are exact
+
+
+def attr_cmp(inputs: Mapping[str, Any], name: str, op: str, literal: str | bool | int | float | str) -> bool:
+    """``attr.NAME OP LITERAL`` with SPEC 10 semantics.
+
+    Missing attribute: false for every operator.  ``==``: same type (string / number / boolean) and value,
+    numbers by exact decimal value; ``!=`` its negation; ``< <= > >=`` only between numbers.
+    A literal number may be given as int, float (its repr is the decimal text) or Decimal.
+    """
+    key = f"attr.{name}"
+    if key not in inputs:
+        return False
+    value = inputs[key]
+    if op == "!=":
+        return not attr_cmp(inputs, name, "==", literal)
+    lit_is_number = isinstance(literal, (int, float, Decimal)) and not isinstance(literal, bool)
+    value_is_number = isinstance(value, Decimal)
+    if op == "==":
+        if isinstance(literal, bool) or isinstance(value, bool):
+            return isinstance(literal, bool) and isinstance(value, bool) and literal == value
+        if isinstance(literal, str) or isinstance(value, str):
+            return isinstance(literal, str) and isinstance(value, str) and literal == value
+        return lit_is_number and value_is_number and value == _literal_decimal(literal)
+    if not (lit_is_number and value_is_number):
+        return False
+    return _OPS[op](value, _literal_decimal(literal))
+
+
+def attr_in(inputs: Mapping[str, Any], name: str, literals: Sequence[Any], negate: bool = False) -> bool:
+    """``attr.NAME in [...]`` / ``not in``: false on a missing attribute (both forms)."""
+    if f"attr.{name}" not in inputs:
+        return False
+    hit = any(attr_cmp(inputs, name, "==", literal) for literal in literals)
+    return not hit if negate else hit
+
+
+def _literal_decimal(literal: int | float | Decimal) -> Decimal:
+    if isinstance(literal, float):
+        return Decimal(repr(literal))
+    return Decimal(literal)
 
 
 def default_classify(f: Mapping[str, Any]) -> dict[str, str]:
@@ -469,6 +652,7 @@ class CustomerView:
     eval_day: str  # final D_c (>= as_of)
     seq: dict[str, int]  # number of tier changes per dimension so far
     writes: int  # applied events + time-driven evaluations that changed a tier
+    attributes: dict[str, str] = field(default_factory=dict)  # name -> Redis text (present ones only)
 
     def redis_hash(self, prefer: str = "tier") -> dict[str, str]:
         """The SPEC 7 hash; ``prefer`` ("tier" | "feature") decides a dimension/feature name collision
@@ -481,6 +665,8 @@ class CustomerView:
         else:
             out = {**self.tiers, **out}
         out["as_of"] = self.as_of
+        for name, text in self.attributes.items():
+            out[f"attr.{name}"] = text
         if self.first_purchase_at is not None:
             out["first_purchase_at"] = self.first_purchase_at
         if self.last_purchase_at is not None:
@@ -492,6 +678,8 @@ class CustomerView:
 class Result:
     transitions: list[dict[str, Any]] = field(default_factory=list)
     transition_features: list[dict[str, Any]] = field(default_factory=list)  # aligned with transitions
+    # the tier-change ``attributes`` (SPEC 6 v2), aligned with transitions
+    transition_attributes: list[dict[str, Any]] = field(default_factory=list)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, outcome) -> n
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)  # reason -> n
     dead_letters: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)  # (reason, key, value)
@@ -501,6 +689,50 @@ class Result:
     final: dict[str, CustomerView] = field(default_factory=dict)
     tier_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     watermarks: dict[int, Fraction | None] = field(default_factory=dict)  # partition -> epoch seconds
+    # customer -> (applied events, final attributes) for record_at / as_of_range; and how to evaluate
+    histories: dict[str, tuple[list[Event], dict[str, Any]]] = field(default_factory=dict)
+    evaluator: Any = None  # a _PartitionReplay-like object with .features_at / .classify_at
+
+    def record_at(self, customer_id: str, day: int | str) -> dict[str, str]:
+        """The Redis hash (as :meth:`CustomerView.redis_hash`) of a record written at ``day`` AFTER all of
+        the customer's events were applied (the last write of a record always is, see :meth:`as_of_range`)."""
+        d = day_from_str(day) if isinstance(day, str) else day
+        view = self.final[customer_id]
+        events, attributes = self.histories[customer_id]
+        features = self.evaluator.features_at(events, d)
+        tiers = self.evaluator.classify_at(features, attributes)
+        return CustomerView(
+            customer_id=customer_id,
+            tiers=tiers,
+            as_of=format_day(d),
+            features=features.as_redis(),
+            first_purchase_at=view.first_purchase_at,
+            last_purchase_at=view.last_purchase_at,
+            eval_day=view.eval_day,
+            seq=view.seq,
+            writes=view.writes,
+            attributes={n: attribute_redis_text(v) for n, v in attributes.items()},
+        ).redis_hash()
+
+    def as_of_range(self, customer_id: str) -> tuple[int, int]:
+        """Days the record's ``as_of`` may take whatever the interleaving of the input topics.
+
+        The last write of a record is the last applied event (at D >= M, the newest event day) or a later
+        time-driven change, so ``as_of`` is in [lo, hi]: hi = the final D_c, lo = max(M, the last day in
+        (M, hi] at which a tier changes when evaluated with all events).
+        """
+        view = self.final[customer_id]
+        events, attributes = self.histories[customer_id]
+        newest = max(e.day for e in events)
+        hi = day_from_str(view.eval_day)
+        lo = newest
+        previous = self.evaluator.classify_at(self.evaluator.features_at(events, newest), attributes)
+        for k in range(newest + 1, hi + 1):
+            tiers = self.evaluator.classify_at(self.evaluator.features_at(events, k), attributes)
+            if tiers != previous:
+                lo = k
+            previous = tiers
+        return lo, hi
 
     def transitions_of(self, customer_id: str, dimension: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -520,13 +752,19 @@ class _Customer:
     day: int  # D_c
     events: list[Event] = field(default_factory=list)
     applied_ids: set[str] = field(default_factory=set)
-    newest_instant: Fraction | None = None
+    newest_instant: dict[str, Fraction] = field(default_factory=dict)  # topic kind -> newest applied ts
+    # attribute name -> (instant of the write, value or None for a removal)
+    attribute_writes: dict[str, tuple[Fraction, Any]] = field(default_factory=dict)
     tiers: dict[str, str] = field(default_factory=dict)
     seq: Counter[str] = field(default_factory=Counter)
     as_of: int | None = None
     writes: int = 0
     first_purchase: Event | None = None
     last_purchase: Event | None = None
+
+    def attributes(self) -> dict[str, Any]:
+        """Present attributes (name -> str | bool | Decimal), sorted by name."""
+        return {n: v for n, (_i, v) in sorted(self.attribute_writes.items()) if v is not None}
 
 
 class _PartitionReplay:
@@ -536,6 +774,7 @@ class _PartitionReplay:
     dead-lettered messages never move the watermark, duplicates do (they are well-formed events that were
     delivered).  The watermark is kept monotone: ``wm = max(previous wm, min over kinds seen of max ts)``,
     so a topic whose first event is older does not pull it back, nor below a ``clock advance``.
+    Profiles (SPEC 10) never count: a partition with only profile events has no watermark.
     """
 
     def __init__(
@@ -548,6 +787,7 @@ class _PartitionReplay:
         value_days: int,
         engagement_days: int,
         classify: Classify,
+        custom_features: Sequence[CustomFeature] = (),
     ) -> None:
         self.partition = partition
         self.result = result
@@ -556,6 +796,7 @@ class _PartitionReplay:
         self.value_days = value_days
         self.engagement_days = engagement_days
         self.classify = classify
+        self.custom_features = tuple(custom_features)
         self.max_ts: dict[str, Fraction] = {}  # kind -> largest ts of a valid event
         self.watermark: Fraction | None = None
         self.customers: dict[str, _Customer] = {}  # insertion order = first applied event
@@ -571,10 +812,19 @@ class _PartitionReplay:
     def watermark_day(self) -> int | None:
         return None if self.watermark is None else day_of(self.watermark)
 
+    def features_at(self, events: Sequence[Event], day: int) -> Features:
+        return compute_features(events, day, self.value_days, self.engagement_days, self.custom_features)
+
+    def classify_at(self, features: Features, attributes: Mapping[str, Any]) -> dict[str, str]:
+        inputs: dict[str, Any] = dict(features.rule_inputs())
+        inputs.update({f"attr.{name}": value for name, value in attributes.items()})
+        return self.classify(inputs)
+
     def _evaluate(self, c: _Customer, day: int, at: str, reason: str, cause: str | None) -> bool:
         """Evaluate c at ``day``; emit one transition per changed dimension. True if anything changed."""
-        features = compute_features(c.events, day, self.value_days, self.engagement_days)
-        tiers = self.classify(features.rule_inputs())
+        features = self.features_at(c.events, day)
+        attributes = c.attributes()
+        tiers = self.classify_at(features, attributes)
         changed = False
         for dimension, tier in tiers.items():
             previous = c.tiers.get(dimension)
@@ -597,6 +847,7 @@ class _PartitionReplay:
                 }
             )
             self.result.transition_features.append(features.as_json())
+            self.result.transition_attributes.append({n: attribute_json(v) for n, v in attributes.items()})
         c.tiers = dict(tiers)
         return changed
 
@@ -641,28 +892,29 @@ class _PartitionReplay:
             return
         ev = verdict
 
-        # The partition watermark: min over kinds seen of the largest ts, never decreasing.
-        self.max_ts[kind] = max(self.max_ts.get(kind, ev.instant), ev.instant)
-        self._raise_watermark(min(self.max_ts.values()))
+        # The partition watermark: min over kinds seen of the largest ts, never decreasing (not profiles).
+        if kind in WATERMARK_KINDS:
+            self.max_ts[kind] = max(self.max_ts.get(kind, ev.instant), ev.instant)
+            self._raise_watermark(min(self.max_ts.values()))
         wm_day = self.watermark_day()
-        assert wm_day is not None
+        floor = ev.day if wm_day is None else wm_day
 
         c = self.customers.get(ev.customer_id)
         if (
             c is not None
             and ev.event_id in c.applied_ids
-            and c.newest_instant is not None
-            and ev.instant >= c.newest_instant - self.horizon_seconds
+            and kind in c.newest_instant
+            and ev.instant >= c.newest_instant[kind] - self.horizon_seconds
         ):
             self.result.outcomes[(kind, "duplicate")] += 1
             self.result.message_outcomes.append(("duplicate", None))
         else:
             if c is None:  # first evaluation ever happens with the first applied event
-                target = max(ev.day, wm_day)
+                target = max(ev.day, floor)
                 c = _Customer(customer_id=ev.customer_id, day=target)
                 self.customers[ev.customer_id] = c
             else:
-                target = max(c.day, ev.day, wm_day)
+                target = max(c.day, ev.day, floor)
                 self._advance(c, target)
             self._apply(c, ev)
             self._evaluate(c, target, ev.ts, ev.transition_reason, ev.event_id)
@@ -676,8 +928,12 @@ class _PartitionReplay:
     def _apply(c: _Customer, ev: Event) -> None:
         c.events.append(ev)
         c.applied_ids.add(ev.event_id)
-        if c.newest_instant is None or ev.instant > c.newest_instant:
-            c.newest_instant = ev.instant
+        if ev.kind not in c.newest_instant or ev.instant > c.newest_instant[ev.kind]:
+            c.newest_instant[ev.kind] = ev.instant
+        for name, value in ev.attributes:  # last writer by event time; equal ts: the later offset wins
+            stored = c.attribute_writes.get(name)
+            if stored is None or ev.instant >= stored[0]:
+                c.attribute_writes[name] = (ev.instant, value)
         if ev.is_purchase:
             if c.first_purchase is None or ev.instant < c.first_purchase.instant:
                 c.first_purchase = ev
@@ -688,7 +944,10 @@ class _PartitionReplay:
         self.result.watermarks[self.partition] = self.watermark
         for c in self.customers.values():
             assert c.as_of is not None
-            features = compute_features(c.events, c.as_of, self.value_days, self.engagement_days)
+            features = self.features_at(c.events, c.as_of)
+            attributes = c.attributes()
+            self.result.histories[c.customer_id] = (list(c.events), attributes)
+            self.result.evaluator = self
             self.result.final[c.customer_id] = CustomerView(
                 customer_id=c.customer_id,
                 tiers=dict(c.tiers),
@@ -699,6 +958,7 @@ class _PartitionReplay:
                 eval_day=format_day(c.day),
                 seq=dict(c.seq),
                 writes=c.writes,
+                attributes={n: attribute_redis_text(v) for n, v in attributes.items()},
             )
 
 
@@ -722,10 +982,12 @@ def run_partition(
     value_days: int = 365,
     engagement_days: int = 30,
     classify: Classify = default_classify,
+    custom_features: Sequence[CustomFeature] = (),
 ) -> Result:
     """Replay the messages of ONE partition in delivery order, then apply ``clock_advance_to``.
 
-    Per message: validate; for a valid event raise the watermark with its ts; then either count it as a
+    Per message: validate; for a valid purchase/interaction raise the watermark with its ts (profiles never
+    move it); then either count it as a
     duplicate, or (applied) advance its customer day by day from D_c to max(D_c, day(ts), day(watermark)),
     apply it and evaluate at that day (event-driven).  Then every known customer with D_c below the watermark
     day is advanced day by day to it (time-driven).
@@ -739,6 +1001,7 @@ def run_partition(
         value_days=value_days,
         engagement_days=engagement_days,
         classify=classify,
+        custom_features=custom_features,
     )
     for kind, key, value in messages:
         replay.process(kind, key, value)
@@ -769,12 +1032,15 @@ def run_partitions(
             raise ValueError(f"customers applied on more than one partition: {sorted(clash)[:5]}")
         result.transitions += part.transitions
         result.transition_features += part.transition_features
+        result.transition_attributes += part.transition_attributes
         result.outcomes += part.outcomes
         result.dead_letter_reasons += part.dead_letter_reasons
         result.dead_letters += part.dead_letters
         result.dead_letter_sources += part.dead_letter_sources
         result.message_outcomes += part.message_outcomes
         result.final.update(part.final)
+        result.histories.update(part.histories)
+        result.evaluator = part.evaluator or result.evaluator
         result.watermarks.update(part.watermarks)
     result.tier_counts = _tier_counts(result.final)
     return result

@@ -18,8 +18,13 @@ import pytest
 from tests.oracle import eventgen
 from tests.oracle.model import (
     DLQ_REASONS,
+    CustomFeature,
     Event,
     Rejection,
+    attr_cmp,
+    attr_in,
+    attribute_redis_text,
+    compute_custom,
     compute_features,
     day_from_str,
     default_classify,
@@ -548,16 +553,20 @@ def test_refunds():
 
 
 def test_duplicates_and_horizon():
+    # SPEC 2: the horizon counts from the newest applied ts of the customer ON THE SAME INPUT TOPIC.
     e1 = buy("c8", "e1", "2025-01-01T00:00:00Z", "20.00")
     msgs = [
         e1,
         touch("c8", "i1", "2025-01-05T00:00:00Z"),
         e1,  # duplicate
-        touch("c8", "i2", "2025-01-08T00:00:00Z"),
-        e1,  # exactly 7 days older than the newest event: still a duplicate
+        touch("c8", "i2", "2025-01-08T00:00:01Z"),
+        e1,  # 7 days + 1 s older than the newest interaction, but the newest PURCHASE is e1: duplicate
         touch("c8", "e1", "2025-01-08T00:00:00Z"),  # same event_id on the other topic: duplicate
-        touch("c8", "i3", "2025-01-08T00:00:01Z"),
-        e1,  # now beyond the horizon: applied again, as a late event evaluated at 2025-01-08
+        buy("c8", "p2", "2025-01-08T00:00:00Z", "5.00"),
+        e1,  # exactly 7 days older than the newest purchase: still a duplicate
+        touch("c8", "i3", "2025-01-08T00:00:02Z"),
+        buy("c8", "p3", "2025-01-08T00:00:01Z", "5.00"),
+        e1,  # now beyond the horizon of the purchases topic: applied again, evaluated at 2025-01-08
     ]
     r = run_partition(msgs)
     assert [o for o, _ in r.message_outcomes] == [
@@ -568,30 +577,39 @@ def test_duplicates_and_horizon():
         "duplicate",
         "duplicate",
         "applied",
+        "duplicate",
+        "applied",
+        "applied",
         "applied",
     ]
     assert r.outcomes == Counter(
         {
-            ("purchases", "applied"): 2,
-            ("purchases", "duplicate"): 2,
+            ("purchases", "applied"): 4,
+            ("purchases", "duplicate"): 3,
             ("interactions", "applied"): 3,
             ("interactions", "duplicate"): 1,
         }
     )
-    assert r.final["c8"].features["lifetime_purchases"] == "2"
+    assert r.final["c8"].features["lifetime_purchases"] == "4"
     assert r.final["c8"].as_of == "2025-01-08"
     assert chain(r, "c8", "engagement") == [
         (None, "passive", "2025-01-01T00:00:00Z", "purchase"),
-        ("passive", "engaged", "2025-01-08T00:00:01Z", "interaction"),
+        ("passive", "engaged", "2025-01-08T00:00:02Z", "interaction"),
     ]
-    assert chain(r, "c8", "value") == [(None, "low", "2025-01-01T00:00:00Z", "purchase")]  # 40 < 50
+    assert chain(r, "c8", "value") == [
+        (None, "low", "2025-01-01T00:00:00Z", "purchase"),  # 20 + 5 + 5 < 50
+        ("low", "medium", "2025-01-01T00:00:00Z", "purchase"),  # e1 applied again: 50
+    ]
 
 
 def test_dedupe_horizon_option():
     e1 = buy("c8", "e1", "2025-01-01T00:00:00Z", "20.00")
-    msgs = [e1, touch("c8", "i1", "2025-01-02T00:00:01Z"), e1]
+    msgs = [e1, buy("c8", "e2", "2025-01-02T00:00:01Z", "1.00"), e1]
     assert run_partition(msgs).message_outcomes[2][0] == "duplicate"
     assert run_partition(msgs, dedupe_horizon_days=1).message_outcomes[2][0] == "applied"
+    # a newer event on the OTHER topic does not move the horizon
+    msgs = [e1, touch("c8", "i1", "2025-01-02T00:00:01Z"), e1]
+    assert run_partition(msgs, dedupe_horizon_days=1).message_outcomes[2][0] == "duplicate"
 
 
 def test_late_event_is_evaluated_at_current_day():
@@ -903,3 +921,276 @@ def test_invariants_on_generated_run():
         assert sum(r.tier_counts[dim].values()) == len(r.final)
     for view in r.final.values():
         assert view.as_of <= view.eval_day == "2026-03-01"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# v2: profiles and attributes (SPEC 10), custom features (SPEC 11)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def prof(cid, eid, ts, attributes, **extra):
+    obj = {"event_id": eid, "customer_id": cid, "ts": ts, "attributes": attributes, **extra}
+    return ("profiles", cid.encode(), json.dumps(obj).encode())
+
+
+def attr_classify(f):
+    """Two dimensions: one on an attribute, one on a custom feature and an attribute."""
+    if attr_in(f, "region", ["EU", "UK"]):
+        region = "emea"
+    elif attr_in(f, "region", ["EU", "UK"], negate=True):
+        region = "elsewhere"
+    else:
+        region = "unknown"
+    if feature_cmp(f, "toys_30d", ">=", 50) and attr_cmp(f, "vip", "==", True):
+        toys = "toy_vip"
+    elif feature_cmp(f, "toys_30d", ">=", 50):
+        toys = "toy_buyer"
+    else:
+        toys = "none"
+    return {"region": region, "toys": toys}
+
+
+TOYS = (CustomFeature("toys_30d", "sum_purchases", 30, ("toys",)),)
+
+
+def test_profile_validation_valid_and_currency_ignored():
+    cid = "c1"
+    ev = validate_message(
+        *prof(cid, "p1", "2025-01-01T00:00:00Z", {"region": "EU", "x": None}, currency="EUR")
+    )
+    assert isinstance(ev, Event) and ev.role == "profile" and ev.transition_reason == "profile"
+    assert ev.attributes == (("region", "EU"), ("x", None))
+    many = {f"a{i}": i for i in range(64)}
+    assert isinstance(validate_message(*prof(cid, "p1", "2025-01-01T00:00:00Z", many)), Event)
+    edge = {"a" * 32: "y" * 256, "n": Decimal("1.7976931348623157E+308"), "b": False, "z9_": -0.5}
+    value = json.dumps(
+        {
+            "event_id": "p",
+            "customer_id": cid,
+            "ts": "2025-01-01T00:00:00Z",
+            "attributes": {k: (float(v) if isinstance(v, Decimal) else v) for k, v in edge.items()},
+        }
+    )
+    assert isinstance(validate_message("profiles", b"c1", value.encode()), Event)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},
+        None,
+        [["region", "EU"]],
+        "region=EU",
+        {f"a{i}": i for i in range(65)},
+        {"Region": "EU"},
+        {"1st": 1},
+        {"a" * 33: 1},
+        {"a-b": 1},
+        {"region": ""},
+        {"region": "x" * 257},
+        {"region": ["EU"]},
+        {"region": {"code": "EU"}},
+    ],
+)
+def test_profile_attribute_schema_violations(attributes):
+    verdict = validate_message(*prof("c1", "p1", "2025-01-01T00:00:00Z", attributes))
+    assert isinstance(verdict, Rejection) and verdict.reason == "schema", verdict
+
+
+def test_profile_dead_letter_reasons_and_precedence():
+    base = {"event_id": "p1", "customer_id": "c1", "ts": "2025-01-01T00:00:00Z", "attributes": {"r": "EU"}}
+    no_attributes = {k: v for k, v in base.items() if k != "attributes"}
+    cases = [
+        (b"c1", json.dumps({**base, "attributes": {"r": "x" * 70000}}).encode(), "too_large"),
+        (b"c1", b"{" + b" " * 65600, "too_large"),
+        (b"c1", json.dumps(base).encode()[:-2], "malformed_json"),
+        (b"c1", json.dumps(base).encode().replace(b'"EU"', b"NaN"), "malformed_json"),
+        (b"c1", json.dumps(base).encode().replace(b'"EU"', b"1e400"), "schema"),  # beyond the double range
+        (b"other", json.dumps(no_attributes).encode(), "schema"),  # schema beats key_mismatch
+        (None, json.dumps(base).encode(), "key_mismatch"),
+        (b"c1\xff", json.dumps(base).encode(), "key_mismatch"),
+        (b"c1", json.dumps({**base, "ts": "2025-01-01T00:00:00"}).encode(), "schema"),
+    ]
+    for key, value, reason in cases:
+        verdict = validate_message("profiles", key, value)
+        assert isinstance(verdict, Rejection) and verdict.reason == reason, (value[:60], verdict)
+
+
+def test_last_writer_by_event_time_and_removals():
+    msgs = [
+        prof("c1", "p1", "2025-03-10T00:00:00Z", {"region": "EU", "tier": "gold"}),
+        prof("c1", "p2", "2025-03-05T00:00:00Z", {"region": None, "tier": "silver", "age": 40}),  # older
+        prof("c1", "p3", "2025-03-20T00:00:00Z", {"tier": None}),  # removal
+        prof("c1", "p4", "2025-03-15T00:00:00Z", {"tier": "bronze"}),  # older than the removal
+        prof("c1", "p5", "2025-03-01T10:00:00Z", {"city": "Paris"}),
+        prof("c1", "p6", "2025-03-01T18:00:00+08:00", {"city": "Lyon"}),  # same instant, later offset
+        prof("c2", "q1", "2025-03-01T18:00:00+08:00", {"city": "Lyon"}),
+        prof("c2", "q2", "2025-03-01T10:00:00Z", {"city": "Paris"}),
+    ]
+    r = run_partition(msgs, classify=attr_classify, custom_features=TOYS)
+    view = r.final["c1"]
+    assert view.attributes == {"age": "40", "city": "Lyon", "region": "EU"}
+    assert r.final["c2"].attributes == {"city": "Paris"}
+    assert view.redis_hash()["attr.region"] == "EU" and "attr.tier" not in view.redis_hash()
+    assert view.features["lifetime_purchases"] == "0" and view.tiers == {"region": "emea", "toys": "none"}
+    assert [t["reason"] for t in r.transitions_of("c1")] == ["profile", "profile"]
+    assert r.transition_attributes[0] == {"region": "EU", "tier": "gold"}
+
+
+def test_attribute_redis_text():
+    assert attribute_redis_text("Zoë") == "Zoë"
+    assert attribute_redis_text(True) == "true" and attribute_redis_text(False) == "false"
+    assert attribute_redis_text(Decimal("1985")) == "1985"
+    assert attribute_redis_text(Decimal("1985.0")) == "1985.0"
+    assert attribute_redis_text(Decimal("4.50")) == "4.5"
+    assert attribute_redis_text(Decimal("-0.5")) == "-0.5"
+
+
+def test_attribute_comparisons_follow_spec_10():
+    f = {
+        "attr.s": "EU",
+        "attr.n": Decimal("1985"),
+        "attr.f": Decimal("1985.0"),
+        "attr.b": True,
+        "attr.one": Decimal("1"),
+    }
+    for op in ("==", "!=", "<", "<=", ">", ">="):
+        assert not attr_cmp(f, "missing", op, 1)
+    assert not attr_in(f, "missing", ["EU"]) and not attr_in(f, "missing", ["EU"], negate=True)
+    assert attr_cmp(f, "s", "==", "EU") and not attr_cmp(f, "s", "==", "eu") and attr_cmp(f, "s", "!=", "eu")
+    assert attr_cmp(f, "n", "==", 1985.0) and attr_cmp(f, "f", "==", 1985) and attr_cmp(f, "n", "<=", 1985)
+    assert not attr_cmp(f, "s", "<", 5) and not attr_cmp(f, "s", ">=", "A") and not attr_cmp(f, "b", ">", 0)
+    assert (
+        not attr_cmp(f, "b", "==", 1) and not attr_cmp(f, "one", "==", True) and attr_cmp(f, "b", "==", True)
+    )
+    assert attr_cmp(f, "one", "!=", True) and attr_cmp(f, "n", "!=", "1985")
+    assert attr_in(f, "s", ["UK", "EU"]) and attr_in(f, "s", ["UK"], negate=True)
+    assert not attr_in(f, "s", ["UK", "EU"], negate=True) and attr_in(f, "n", ["x", 1985])
+
+
+def test_custom_features_literally():
+    msgs = [
+        buy("c1", "a", "2025-01-01T10:00:00Z", "100.00", category="toys"),
+        buy("c1", "b", "2025-01-02T10:00:00Z", "30.00", category="books"),
+        buy("c1", "c", "2025-01-03T10:00:00Z", "20.00"),
+        refund("c1", "d", "2025-01-04T10:00:00Z", "40.00"),  # no category: not a toys refund
+        buy("c1", "e", "2025-01-05T10:00:00Z", "25.00", "refund", category="toys"),
+        buy("c1", "f", "2025-01-06T10:00:00Z", "5.00", "refund", category="books"),
+        touch("c1", "g", "2025-01-06T11:00:00Z", "support_ticket"),
+        touch("c1", "h", "2025-01-06T12:00:00Z", "email_click"),
+        touch("c1", "i", "2025-01-07T12:00:00Z", "complaint"),
+    ]
+    events = [validate_message(*m) for m in msgs]
+    assert events[0].category == "toys" and events[3].category is None
+    day = day_from_str("2025-01-07")
+
+    def value(kind, days, only=None, at=day):
+        return compute_custom(events, at, CustomFeature("x", kind, days, only))
+
+    assert value("sum_purchases", 30, ("toys",)) == 7500
+    assert value("sum_purchases", 30, ("books",)) == 2500
+    assert value("sum_purchases", 30) == 15000 - 7000
+    assert value("sum_purchases", 3, ("toys",)) == 0  # the refund alone: max(0, -25.00)
+    assert value("count_purchases", 30) == 3 and value("count_purchases", 30, ("toys", "books")) == 2
+    assert value("count_purchases", 6) == 2  # [01-02, 01-07]
+    assert value("count_interactions", 30) == 3
+    assert value("count_interactions", 30, ("support_ticket", "complaint")) == 2
+    assert value("distinct_categories", 30) == 2 and value("distinct_categories", 6) == 1
+    assert value("distinct_categories", 5) == 0  # [01-03, 01-07]: only a purchase without a category
+    assert value("count_purchases", 30, at=day_from_str("2025-01-01")) == 1  # events after D not seen
+    with pytest.raises(ValueError):
+        CustomFeature("x", "distinct_categories", 30, ("toys",))
+
+
+def test_custom_feature_window_expiry_is_time_driven_and_in_redis():
+    msgs = [
+        prof("c1", "p1", "2024-12-01T00:00:00Z", {"vip": True}),
+        buy("c1", "a", "2025-01-01T10:00:00Z", "60.00", category="toys"),
+    ]
+    r = run_partition(msgs, "2025-03-01T00:00:00Z", classify=attr_classify, custom_features=TOYS)
+    assert chain(r, "c1", "toys") == [
+        (None, "none", "2024-12-01T00:00:00Z", "profile"),
+        ("none", "toy_vip", "2025-01-01T10:00:00Z", "purchase"),
+        ("toy_vip", "none", "2025-01-31T00:00:00Z", "time"),  # the purchase leaves [D - 29, D]
+    ]
+    toys = [f for t, f in zip(r.transitions, r.transition_features, strict=True) if t["dimension"] == "toys"]
+    assert [f["toys_30d"] for f in toys] == ["0.00", "60.00", "0.00"]
+    record = r.final["c1"].redis_hash()
+    assert record["toys_30d"] == "0.00" and record["attr.vip"] == "true" and record["as_of"] == "2025-01-31"
+    assert r.as_of_range("c1") == (day_from_str("2025-01-31"), day_from_str("2025-03-01"))
+    assert r.record_at("c1", "2025-02-10") == {
+        **record,
+        "as_of": "2025-02-10",
+        "recency_days": "40",
+        "tenure_days": "40",
+        "frequency": "1",
+        "monetary": "60.00",
+    }
+
+
+def test_profiles_do_not_move_the_watermark_but_move_d_c():
+    msgs = [
+        buy("a", "a1", "2025-01-01T10:00:00Z", "60.00"),
+        prof("b", "b1", "2025-06-01T10:00:00Z", {"region": "EU"}),  # does not advance "a"
+        prof("a", "a2", "2025-04-11T10:00:00Z", {"region": "US"}),  # moves a's D_c to +100
+    ]
+    r = run_partition(msgs)
+    assert r.watermarks[0] == parse_ts("2025-01-01T10:00:00Z")
+    assert chain(r, "a", "lifecycle") == [
+        (None, "new", "2025-01-01T10:00:00Z", "purchase"),
+        ("new", "active", midnight("2025-01-31"), "time"),
+        ("active", "at_risk", midnight("2025-04-01"), "time"),
+    ]
+    assert r.final["a"].as_of == "2025-04-11" and r.final["a"].attributes == {"region": "US"}
+    assert r.final["b"].tiers["lifecycle"] == "prospect"
+    # a partition with profiles only has no watermark
+    only = run_partition([prof("b", "b1", "2025-06-01T10:00:00Z", {"region": "EU"})])
+    assert only.watermarks[0] is None and only.final["b"].as_of == "2025-06-01"
+
+
+def test_profile_duplicates_use_the_profiles_topic_horizon():
+    p1 = prof("c1", "p1", "2025-01-01T00:00:00Z", {"region": "EU"})
+    msgs = [
+        p1,
+        buy("c1", "x", "2025-02-01T00:00:00Z", "5.00"),  # another topic: not the profiles horizon
+        p1,
+        prof("c1", "p2", "2025-01-08T00:00:01Z", {"region": "US"}),
+        p1,  # beyond the horizon of the profiles topic: applied again, but p2 is newer
+    ]
+    r = run_partition(msgs)
+    assert [o for o, _ in r.message_outcomes] == ["applied", "applied", "duplicate", "applied", "applied"]
+    assert r.final["c1"].attributes == {"region": "US"}
+
+
+def test_eventgen_v2_history():
+    tagged = eventgen.generate_with_expectations(
+        3, n_customers=40, days=300, categories=True, profiles=True, bad_profiles_per_reason=1
+    )
+    messages = [m for m, _ in tagged]
+    assert messages == eventgen.generate(
+        3, n_customers=40, days=300, categories=True, profiles=True, bad_profiles_per_reason=1
+    )
+    r = run_messages(messages, n_partitions=1)  # message_outcomes in delivery order
+    profile_dead = Counter(
+        reason
+        for (kind, _p, _i), (reason, _k, _v) in zip(r.dead_letter_sources, r.dead_letters, strict=True)
+        if kind == "profiles"
+    )
+    assert set(profile_dead) == {"too_large", "malformed_json", "schema", "key_mismatch"}
+    assert r.outcomes[("profiles", "applied")] > 40
+    for (message, expect), (outcome, reason) in zip(tagged, r.message_outcomes, strict=True):
+        if expect.startswith("dead_letter"):
+            assert (outcome, reason) == ("dead_letter", expect.split(":")[1]), message
+    profiles = [validate_message(*m) for m in messages if m[0] == "profiles"]
+    last: dict = {}
+    late = 0
+    for ev in profiles:
+        if isinstance(ev, Event):
+            late += ev.instant < last.get(ev.customer_id, ev.instant)
+            last[ev.customer_id] = max(ev.instant, last.get(ev.customer_id, ev.instant))
+    assert late >= 2
+    purchases = [validate_message(*m) for m in messages if m[0] == "purchases"]
+    refunds = [e for e in purchases if isinstance(e, Event) and e.role == "refund"]
+    assert sum(e.category is not None for e in refunds) >= 5
+    kinds = {m[0] for m in eventgen.generate(3, n_customers=40, days=300)}
+    assert kinds == {"purchases", "interactions"}
