@@ -398,7 +398,7 @@ class Simulation:
             else:
                 attributes = {"birth_year": None}
         event = {
-            "event_id": f"{self._event_id()}-p",
+            "event_id": self._event_id(),
             "customer_id": c.cid,
             "ts": self._ts_text(ts),
             "attributes": attributes,

@@ -222,10 +222,10 @@ def test_simulate_produces_ordered_events(stack, names: TopicNames) -> None:  # 
     assert run.returncode == 0, run.stderr
     assert "produced 2,000 message(s)" in run.stdout
 
-    records = consume_all(stack, [names.purchases, names.interactions], expected=2000)
+    records = consume_all(stack, [names.purchases, names.interactions, names.profiles], expected=2000)
     assert len(records) == 2000
     expected = list(generate(SimConfig(customers=300, seed=7, start=date(2024, 1, 1), days=200)))[:2000]
-    topic_of = {"purchases": names.purchases, "interactions": names.interactions}
+    topic_of = {"purchases": names.purchases, "interactions": names.interactions, "profiles": names.profiles}
     assert sorted((r.topic, r.key, r.value) for r in records) == sorted(
         (topic_of[m.topic], m.key, m.value) for m in expected
     )
@@ -267,7 +267,7 @@ def test_simulate_follow_stops_cleanly_on_sigint(stack, names: TopicNames) -> No
     assert "stopped by signal after" in stdout
     sent = int(stdout.split("stopped by signal after ", 1)[1].split(" ", 1)[0].replace(",", ""))
     assert 500 < sent < 500 * 6 * 1.2  # rate-limited
-    records = consume_all(stack, [names.purchases, names.interactions], expected=sent)
+    records = consume_all(stack, [names.purchases, names.interactions, names.profiles], expected=sent)
     assert len(records) == sent  # everything sent before the stop was flushed
     last = max(json.loads(r.value)["ts"] for r in records)
     assert last >= time.strftime("%Y-%m-%dT", time.gmtime(time.time() - 86_400))  # live: stamped now
