@@ -89,6 +89,13 @@ class Derived:
             elif comparison.feature in PREDICTIVE and self.model is not None:
                 self._predictive_checks.append((comparison.feature, comparison.op, comparison.threshold))
 
+        grouped: dict[str, list[tuple[Callable[[Any, Any], bool], Any]]] = {}
+        for feature, compare, threshold in self._custom_checks:
+            grouped.setdefault(feature.name, []).append((compare, threshold))
+        self._checks_by_feature = tuple(
+            (custom_names[name], tuple(checks)) for name, checks in grouped.items()
+        )
+
     @property
     def active(self) -> bool:
         return bool(self.custom) or self.model is not None
@@ -110,11 +117,12 @@ class Derived:
                 values["predicted_clv"] = found.predicted_clv_cents
         return values
 
-    def first_flip(self, state: CustomerState, after: int) -> int | None:
-        """The first day > `after` on which a comparison on these features flips (None: never)."""
+    def first_flip(self, state: CustomerState, after: int, stop: int | None = None) -> int | None:
+        """The first day > `after` and < `stop` on which a comparison on these features flips (None:
+        never, or not before `stop`: the caller has an earlier candidate already)."""
         best: int | None = None
         if self._custom_checks:
-            best = self._custom_flip(state, after)
+            best = self._custom_flip(state, after, stop)
         if self._predictive_checks and self.model is not None:
             from segmenter.predictive.flip import next_flip_day
             from segmenter.predictive.summary import summary_at
@@ -122,7 +130,8 @@ class Derived:
             summary = summary_at(state.purchase_days, state.purchase_day_cents, after)
             if summary is not None:
                 for feature, op, threshold in self._predictive_checks:
-                    limit = 36_500 if best is None else best - after
+                    bound = best if stop is None or (best is not None and best < stop) else stop
+                    limit = 36_500 if bound is None else bound - after
                     day = next_flip_day(
                         self.model, self.horizon, feature, op, threshold, summary, after, limit
                     )
@@ -130,66 +139,77 @@ class Derived:
                         best = day
         return best
 
-    def _custom_flip(self, state: CustomerState, after: int) -> int | None:
-        """Walk the expiry days in order with running values (no re-summing per candidate day)."""
-        checks = self._custom_checks
-        features = {id(f): f for f, _, _ in checks}
-        values: dict[int, int] = {}
-        counters: dict[int, dict[str, int]] = {}  # distinct categories: category -> purchases in window
-        leaving: dict[int, list[tuple[int, int, str]]] = {}  # expiry day -> (feature, amount, category)
-        for key, feature in features.items():
-            if feature.kind == COUNT_INTERACTIONS:
-                days, names, amounts = state.t_days, state.t_names, state.t_count
-                wanted = feature.types
-            else:
-                days, names = state.c_days, state.c_names
-                wanted = feature.categories
-                if feature.kind == SUM_PURCHASES:
-                    amounts = [c - r for c, r in zip(state.c_cents, state.c_refunds, strict=True)]
-                else:
-                    amounts = state.c_count
-            start = bisect_right(days, after - feature.days)
-            end = bisect_right(days, after)
-            counts: dict[str, int] = {}
-            total = 0
-            for index in range(start, end):
-                name = names[index]
-                if feature.kind == DISTINCT_CATEGORIES:
-                    if not name or not amounts[index]:
-                        continue
-                    counts[name] = counts.get(name, 0) + amounts[index]
-                elif wanted is not None and name not in wanted:
-                    continue
-                else:
-                    total += amounts[index]
-                leaving.setdefault(days[index] + feature.days, []).append((key, amounts[index], name))
-            values[key] = total
-            counters[key] = counts
-        if not leaving:
-            return None
+    def _custom_flip(self, state: CustomerState, after: int, stop: int | None) -> int | None:
+        """Per feature, walk its buckets' expiry days in order (they are in day order already) with a
+        running value, and stop at the first day a comparison on it flips or at the best day found."""
+        best: int | None = None
+        for feature, checks in self._checks_by_feature:
+            bound = best if stop is None or (best is not None and best < stop) else stop
+            day = _feature_flip(feature, checks, state, after, bound)
+            if day is not None and (best is None or day < best):
+                best = day
+        return best
 
-        def value(key: int) -> int:
-            feature = features[key]
-            if feature.kind == DISTINCT_CATEGORIES:
-                return len(counters[key])
-            if feature.kind == SUM_PURCHASES:
-                return max(0, values[key])
-            return values[key]
 
-        def truths() -> tuple[bool, ...]:
-            return tuple(compare(value(id(f)), threshold) for f, compare, threshold in checks)
-
-        now = truths()
-        for day in sorted(leaving):
-            for key, amount, name in leaving[day]:
-                if features[key].kind == DISTINCT_CATEGORIES:
-                    left = counters[key][name] - amount
-                    if left:
-                        counters[key][name] = left
-                    else:
-                        del counters[key][name]
-                else:
-                    values[key] -= amount
-            if truths() != now:
-                return day
+def _feature_flip(
+    feature: CustomFeature,
+    checks: tuple[tuple[Callable[[Any, Any], bool], Any], ...],
+    state: CustomerState,
+    after: int,
+    stop: int | None,
+) -> int | None:
+    if feature.kind == COUNT_INTERACTIONS:
+        days, names, amounts = state.t_days, state.t_names, state.t_count
+        wanted = feature.types
+    else:
+        days, names = state.c_days, state.c_names
+        wanted = None if feature.kind == DISTINCT_CATEGORIES else feature.categories
+        amounts = state.c_count
+    start, end = bisect_right(days, after - feature.days), bisect_right(days, after)
+    if start == end or (stop is not None and days[start] + feature.days >= stop):
+        return None  # nothing in the window, or nothing leaves it before the earlier candidate
+    window = feature.days
+    distinct = feature.kind == DISTINCT_CATEGORIES
+    net = feature.kind == SUM_PURCHASES
+    cents, refunds = state.c_cents, state.c_refunds
+    if distinct:
+        chosen = [i for i in range(start, end) if names[i] and amounts[i]]
+    else:
+        chosen = [i for i in range(start, end) if wanted is None or names[i] in wanted]
+    if not chosen:
         return None
+    counts: dict[str, int] = {}
+    total = 0
+    for i in chosen:
+        if distinct:
+            counts[names[i]] = counts.get(names[i], 0) + amounts[i]
+        else:
+            total += cents[i] - refunds[i] if net else amounts[i]
+
+    def value() -> int:
+        if distinct:
+            return len(counts)
+        return max(0, total) if net else total
+
+    current = value()
+    now = tuple(compare(current, threshold) for compare, threshold in checks)
+    position = 0
+    while position < len(chosen):
+        day = days[chosen[position]] + window
+        if stop is not None and day >= stop:
+            return None
+        while position < len(chosen) and days[chosen[position]] + window == day:
+            i = chosen[position]
+            if distinct:
+                left = counts[names[i]] - amounts[i]
+                if left:
+                    counts[names[i]] = left
+                else:
+                    del counts[names[i]]
+            else:
+                total -= cents[i] - refunds[i] if net else amounts[i]
+            position += 1
+        current = value()
+        if tuple(compare(current, threshold) for compare, threshold in checks) != now:
+            return day
+    return None

@@ -201,6 +201,9 @@ class Engine:
         self._contexts: dict[int, RulesContext] = {}  # partitions whose rules came from a `rules` record
         self._parsed: dict[str, RulesContext] = {rules.version: self._default_context}
         self._batch_touched: set[str] = set()  # customers whose `emitted` list this batch restarted
+        # Within a batch, the features each record was last written with (its `as_of`): the Redis record
+        # is rendered from them instead of computing them again.
+        self._written_features: dict[str, tuple[int, Features]] = {}
         self.customers = customers
         self._customers_of = customers_of or (lambda partition: customers)
         self.clocks = clocks
@@ -258,6 +261,7 @@ class Engine:
     def flush(self) -> None:
         """Write changed states to the tables directly (tests, tools; the worker commits `process`)."""
         customers, clocks = self.take_dirty()
+        self._written_features = {}
         for customer_id, state in customers.items():
             self._customers_of(state.partition)[customer_id] = state
         for partition, clock in clocks.items():
@@ -286,9 +290,12 @@ class Engine:
             self.autoflush = autoflush
             self._batch_touched = set()
         customers, clocks = self.take_dirty()
-        records_out = {
-            customer_id: self.record_fields(state) for customer_id, state in effects.projections.items()
-        }
+        try:
+            records_out = {
+                customer_id: self.record_fields(state) for customer_id, state in effects.projections.items()
+            }
+        finally:
+            self._written_features = {}
         return BatchResult(
             transitions=effects.transitions,
             dead_letters=effects.dead_letters,
@@ -646,6 +653,7 @@ class Engine:
             state.version += 1
             state.as_of = day
             effects.projections[state.customer_id] = state
+            self._written_features[state.customer_id] = (day, features)
 
     def _touch(self, state: CustomerState) -> None:
         """The first change of a customer in a batch: the previous batch's `emitted` are in Redis (a batch
@@ -690,8 +698,11 @@ class Engine:
         """The Redis hash of SPEC section 7 for a customer, as of its last written evaluation."""
         assert state.as_of is not None
         context = self.context_for(state.partition)
-        # The buckets are pruned for `as_of`, none later.
-        features = context.features(state, state.as_of, current_features(state, state.as_of))
+        written = self._written_features.get(state.customer_id)
+        if written is not None and written[0] == state.as_of:
+            features = written[1]
+        else:  # the buckets are pruned for `as_of`, none later
+            features = context.features(state, state.as_of, current_features(state, state.as_of))
         fields: dict[str, str] = {}
         for name in context.feature_names:
             value = render_feature(name, features.get(name), context.money)

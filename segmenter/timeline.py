@@ -82,12 +82,8 @@ class Timeline:
         """The first day > `after` on which some comparison of the rules flips (None: never, without
         events). Valid when no bucket is later than `after` (the customer's buckets end at its `D_c`)."""
         best: int | None = None
-        if self.derived.active:
-            best = self.derived.first_flip(state, after)
         if self._value_window:
-            day = self._value_flip(state, after)
-            if day is not None and (best is None or day < best):
-                best = day
+            best = self._value_flip(state, after)
         if self._engagement_window:
             day = self._engagement_flip(state, after)
             if day is not None and (best is None or day < best):
@@ -106,6 +102,10 @@ class Timeline:
                 day = base + offsets[index]
                 if best is None or day < best:
                     best = day
+        if self.derived.active:  # last: the built-in candidate bounds its walks
+            day = self.derived.first_flip(state, after, best)
+            if day is not None and (best is None or day < best):
+                best = day
         return best
 
     def _value_flip(self, state: CustomerState, after: int) -> int | None:
