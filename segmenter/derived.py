@@ -145,6 +145,11 @@ class Derived:
         best: int | None = None
         for feature, checks in self._checks_by_feature:
             bound = best if stop is None or (best is not None and best < stop) else stop
+            # Most calls end here: nothing in the window leaves it before the bound.
+            days = state.t_days if feature.kind == COUNT_INTERACTIONS else state.c_days
+            start = bisect_right(days, after - feature.days)
+            if start == len(days) or (bound is not None and days[start] + feature.days >= bound):
+                continue
             day = _feature_flip(feature, checks, state, after, bound)
             if day is not None and (best is None or day < best):
                 best = day
