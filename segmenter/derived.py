@@ -34,23 +34,32 @@ PREDICTIVE = ("p_alive", "expected_purchases", "predicted_clv")
 def custom_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
     """The feature over the window `[day - days + 1, day]` of the detail buckets."""
     low = day - feature.days + 1
-    if feature.kind == COUNT_INTERACTIONS:
-        start, end = bisect_left(state.t_days, low), bisect_right(state.t_days, day)
-        types = feature.types
-        names, counts = state.t_names, state.t_count
-        return sum(counts[i] for i in range(start, end) if types is None or names[i] in types)
-    start, end = bisect_left(state.c_days, low), bisect_right(state.c_days, day)
+    interactions = feature.kind == COUNT_INTERACTIONS
+    days = state.t_days if interactions else state.c_days
+    if not days or days[-1] < low:
+        return 0
+    start = bisect_left(days, low)
+    end = len(days) if days[-1] <= day else bisect_right(days, day)  # usually no bucket after `day`
+    if interactions:
+        if feature.types is None:
+            return sum(state.t_count[start:end])
+        types, names, counts = feature.types, state.t_names, state.t_count
+        return sum(counts[i] for i in range(start, end) if names[i] in types)
     names = state.c_names
     if feature.kind == DISTINCT_CATEGORIES:
-        return len({names[i] for i in range(start, end) if names[i] and state.c_count[i] > 0})
-    chosen = range(start, end)
+        counts = state.c_count
+        return len({names[i] for i in range(start, end) if names[i] and counts[i] > 0})
     categories = feature.categories
-    if categories is not None:
-        chosen = [i for i in chosen if names[i] in categories]  # type: ignore[assignment]
     if feature.kind == COUNT_PURCHASES:
-        return sum(state.c_count[i] for i in chosen)
+        if categories is None:
+            return sum(state.c_count[start:end])
+        counts = state.c_count
+        return sum(counts[i] for i in range(start, end) if names[i] in categories)
     assert feature.kind == SUM_PURCHASES
-    return max(0, sum(state.c_cents[i] - state.c_refunds[i] for i in chosen))
+    cents, refunds = state.c_cents, state.c_refunds
+    if categories is None:
+        return max(0, sum(cents[start:end]) - sum(refunds[start:end]))
+    return max(0, sum(cents[i] - refunds[i] for i in range(start, end) if names[i] in categories))
 
 
 def _model_of(rules: RuleSet) -> Model | None:
