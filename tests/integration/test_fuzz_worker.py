@@ -563,9 +563,28 @@ def test_hostile_messages_are_dead_lettered_and_good_ones_applied(stack, names, 
         for labels, n in _metric(metrics_text, "segmenter_events_total").items()
     }
     expected_outcomes: Counter[tuple[str, str]] = Counter()
+    # SPEC section 2's de-duplication, in delivery order (one customer's messages of one topic keep their
+    # order): mutations can give two valid events of a customer the same event_id.
+    applied_ids: dict[tuple[str, str], set[str]] = {}
+    newest: dict[tuple[str, str], object] = {}
+    horizon = 7 * model.SECONDS_PER_DAY
+    outcomes: list[str] = []
     for message, verdict in zip(messages, verdicts, strict=True):
-        outcome = "dead_letter" if isinstance(verdict, model.Rejection) else "applied"
+        if isinstance(verdict, model.Rejection):
+            outcome = "dead_letter"
+        else:
+            stream = (verdict.customer_id, message.kind)
+            seen = applied_ids.setdefault(stream, set())
+            latest = newest.get(stream)
+            if verdict.event_id in seen and latest is not None and verdict.instant >= latest - horizon:
+                outcome = "duplicate"
+            else:
+                outcome = "applied"
+                seen.add(verdict.event_id)
+                if latest is None or verdict.instant > latest:
+                    newest[stream] = verdict.instant
         expected_outcomes[(message.kind, outcome)] += 1
+        outcomes.append(outcome)
     assert counted == dict(expected_outcomes), context
     reasons = {
         dict(labels)["reason"]: n
@@ -627,10 +646,10 @@ def test_hostile_messages_are_dead_lettered_and_good_ones_applied(stack, names, 
     # Good messages applied: a Redis record per customer, with the purchases counted.
     purchases: Counter[str] = Counter()
     customers: set[str] = set()
-    for verdict in verdicts:
+    for verdict, outcome in zip(verdicts, outcomes, strict=True):
         if isinstance(verdict, model.Event):
             customers.add(verdict.customer_id)
-            purchases[verdict.customer_id] += verdict.is_purchase
+            purchases[verdict.customer_id] += verdict.is_purchase and outcome == "applied"
     records, _counts, _members = redis_state(stack.redis_url, names.redis_prefix)
     assert set(records) == customers, (set(records) ^ customers, context)
     mismatched = {

@@ -519,14 +519,16 @@ def test_worker_is_a_static_member_of_its_group(live):
     assert [member.group_instance_id for member in description.members] == [live.instance_id]
     (member,) = description.members
     assigned = {(tp.topic, tp.partition) for tp in member.assignment.topic_partitions}
-    assert assigned == {(live.topic(t), p) for t in ("purchases", "interactions", "control") for p in (0, 1)}
+    inputs = ("purchases", "interactions", "profiles", "control")
+    assert assigned == {(live.topic(t), p) for t in inputs for p in (0, 1)}
 
 
 def redis_snapshot(client: redis.Redis, prefix: str) -> dict[str, object]:
-    """Every key under `prefix` with its content (hashes and sets), the projected offsets left out."""
+    """The SPEC section 7 keys under `prefix` (records, counts, sets) with their content. History and flows
+    are left out: after Redis lost them, `redis rebuild` restores them from the tier-changes topic."""
     snapshot: dict[str, object] = {}
     for key in client.scan_iter(match=f"{prefix}:*"):
-        if key == f"{prefix}:projected":
+        if not key.startswith((f"{prefix}:customer:", f"{prefix}:tier-counts:", f"{prefix}:tier:")):
             continue
         kind = client.type(key)
         snapshot[key] = client.hgetall(key) if kind == "hash" else client.smembers(key)
