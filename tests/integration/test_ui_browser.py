@@ -60,21 +60,36 @@ def chromium_binary() -> str | None:
     return shutil.which("chromium")
 
 
+def _above_nine(fd: int) -> int:
+    import fcntl
+
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return moved
+
+
 class Browser:
     """A headless Chromium and one page, over CDP on a pipe (fd 3: commands in, fd 4: replies out)."""
 
     def __init__(self, binary: str, profile: Path) -> None:
         commands_read, self._commands = os.pipe()
         self._replies, replies_write = os.pipe()
+        # The child's fds 3 and 4 are made from these: move them above 9 first, or a pipe that happens to
+        # be fd 3 or 4 is clobbered by the other one.
+        commands_read, replies_write = (_above_nine(fd) for fd in (commands_read, replies_write))
         args = [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
             "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--disable-extensions", "--disable-default-apps", "--mute-audio",
             "--hide-scrollbars", f"--user-data-dir={profile}", "about:blank",
         ]
+        def to_3_and_4() -> None:  # in the child: CDP reads commands on fd 3 and writes replies on fd 4
+            os.dup2(commands_read, 3)
+            os.dup2(replies_write, 4)
+
         self.process = subprocess.Popen(
-            ["sh", "-c", f'exec "$0" "$@" 3<&{commands_read} 4>&{replies_write}', binary, *args],
-            pass_fds=(commands_read, replies_write), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [binary, *args], pass_fds=(3, 4), preexec_fn=to_3_and_4,  # noqa: PLW1509 - no threads touch fds
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         os.close(commands_read)
         os.close(replies_write)
