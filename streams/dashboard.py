@@ -149,8 +149,8 @@ def _latest_table(state: DashboardState) -> Table:
     table = Table(
         title="latest tier changes", title_justify="left", title_style="bold", box=None, padding=(0, 1)
     )
-    for column in ("at (event time)", "customer", "dimension", "from", "", "to", "reason"):
-        table.add_column(column, no_wrap=True, style="dim" if column == "" else None)
+    for column in ("at (event time)", "customer", "dimension", "from", "to", "reason"):
+        table.add_column(column, no_wrap=True)
     with state._lock:
         latest = list(state.latest)
     for change in latest:
@@ -159,10 +159,9 @@ def _latest_table(state: DashboardState) -> Table:
             change.customer_id,
             change.dimension,
             change.from_tier or "(new)",
-            "→",
-            change.to_tier,
+            f"→ {change.to_tier}",  # one cell: a narrow terminal shrinks columns, never drops the arrow
             change.reason,
         )
     if not latest:
-        table.add_row("(waiting for tier changes)", "", "", "", "", "", "")
+        table.add_row("(waiting for tier changes)", "", "", "", "", "")
     return table
