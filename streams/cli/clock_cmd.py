@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from streams.cli.options import broker_option
@@ -36,13 +38,25 @@ def advance(broker: str, topics: TopicNames, to: str) -> None:
 
     Running workers evaluate every customer whose tier changes on the days passed (reason `time`).
     """
+    from streams.control import encode_advance
+
+    to_micros = parse_time_arg(to)
+    partitions = send_control_records(
+        broker, topics, b"clock-advance", lambda after: encode_advance(to_micros, after=after)
+    )
+    click.echo(f"advanced {partitions} partition(s) of {topics.control} to at least {to}")
+
+
+def send_control_records(
+    broker: str, topics: TopicNames, key: bytes, value_of: Callable[[dict[str, int]], bytes]
+) -> int:
+    """One control record on every partition, made by `value_of` from the partition's input end offsets
+    now (the record applies after everything produced before it); returns the partition count."""
     from kafka import KafkaProducer
 
-    from streams.control import encode_advance
     from streams.kafka_security import kafka_python_security
     from streams.preflight import input_partitions
 
-    to_micros = parse_time_arg(to)
     partitions = input_partitions(broker, topics)
     ends = _input_end_offsets(broker, topics, partitions)
     producer = KafkaProducer(
@@ -51,12 +65,11 @@ def advance(broker: str, topics: TopicNames, to: str) -> None:
     try:
         for partition in range(partitions):
             after = {topic: ends[(topic, partition)] for topic in topics.inputs()}
-            value = encode_advance(to_micros, after=after)
-            producer.send(topics.control, key=b"clock-advance", value=value, partition=partition)
+            producer.send(topics.control, key=key, value=value_of(after), partition=partition)
         producer.flush(timeout=30)
     finally:
         producer.close(timeout=10)
-    click.echo(f"advanced {partitions} partition(s) of {topics.control} to at least {to}")
+    return partitions
 
 
 def _input_end_offsets(broker: str, topics: TopicNames, partitions: int) -> dict[tuple[str, int], int]:

@@ -126,29 +126,19 @@ def apply(broker: str, redis_url: str, topics: TopicNames, redis_prefix: str, fi
     every customer again (tier changes with reason `rules_changed`, at = now)."""
     import time
 
-    from kafka import KafkaProducer
-
     from segmenter.timeutil import micros_to_rfc3339
-    from streams.cli.clock_cmd import _input_end_offsets
+    from streams.cli.clock_cmd import send_control_records
     from streams.control import encode_rules
-    from streams.kafka_security import kafka_python_security
-    from streams.preflight import input_partitions
 
     ruleset, text = _load_file(file)
+    files = _named_files(file, text)
     issued_at = micros_to_rfc3339(int(time.time() * 1_000_000))
-    partitions = input_partitions(broker, topics)
-    ends = _input_end_offsets(broker, topics, partitions)
-    producer = KafkaProducer(
-        bootstrap_servers=broker.split(","), acks="all", request_timeout_ms=15_000, **kafka_python_security()
+    partitions = send_control_records(
+        broker,
+        topics,
+        b"rules",
+        lambda after: encode_rules(text, ruleset.version, issued_at, after, files),
     )
-    try:
-        for partition in range(partitions):
-            after = {topic: ends[(topic, partition)] for topic in topics.inputs()}
-            value = encode_rules(text, ruleset.version, issued_at, after, _named_files(file, text))
-            producer.send(topics.control, key=b"rules", value=value, partition=partition)
-        producer.flush(timeout=30)
-    finally:
-        producer.close(timeout=10)
     _publish_rules(redis_url, redis_prefix, ruleset.version, text)
     click.echo(
         f"applied rules {ruleset.version[:12]} ({file}) at {issued_at} to {partitions} partition(s); "
