@@ -11,10 +11,9 @@ import re
 from typing import TYPE_CHECKING
 
 import click
-from tqdm import tqdm
 
 from streams.cli.options import broker_option
-from streams.cli.tables import app_id_option
+from streams.cli.tables import ReadProgress, app_id_option
 
 if TYPE_CHECKING:
     from segmenter.customer import CustomerState
@@ -92,13 +91,7 @@ def fit(out: str, as_of: str | None, broker: str, app_id: str, currency: str) ->
 def _read_customers(broker: str, app_id: str) -> dict[str, CustomerState]:
     from state import changelog
 
-    bar = tqdm(desc="reading customers", unit="msg", disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    progress = ReadProgress("reading customers")
     try:
         return changelog.read_customers(broker, app_id, on_progress=progress)
     except LookupError as exc:
@@ -106,7 +99,7 @@ def _read_customers(broker: str, app_id: str) -> dict[str, CustomerState]:
     except Exception as exc:  # noqa: BLE001 - Kafka errors: one line, no traceback
         raise click.ClickException(f"cannot read the customers from Kafka at {broker}: {exc}") from None
     finally:
-        bar.close()
+        progress.close()
 
 
 def _print_report(fitted: Model, report: FitReport, out: str) -> None:

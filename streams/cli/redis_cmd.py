@@ -8,7 +8,7 @@ import click
 from tqdm import tqdm
 
 from streams.cli.options import broker_option, redis_option
-from streams.cli.tables import app_id_option, read_tables, rules_option
+from streams.cli.tables import ReadProgress, app_id_option, read_tables, rules_option
 from streams.topic_names import TopicNames, topic_options
 
 history_option = click.option(
@@ -165,13 +165,7 @@ def _history(broker: str, topics: TopicNames, keep: int):  # type: ignore[no-unt
     from state.changelog import read_tier_changes
     from state.history import HistoryAndFlows
 
-    bar = tqdm(desc="reading tier changes", unit="msg", disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    progress = ReadProgress("reading tier changes")
     try:
         return HistoryAndFlows.of(read_tier_changes(broker, topics.tier_changes, progress), keep)
     except LookupError:
@@ -181,7 +175,7 @@ def _history(broker: str, topics: TopicNames, keep: int):  # type: ignore[no-unt
             f"cannot read {topics.tier_changes} from Kafka at {broker}: {exc}"
         ) from None
     finally:
-        bar.close()
+        progress.close()
 
 
 def _write_history(client, prefix: str, changes) -> None:  # type: ignore[no-untyped-def]

@@ -3,7 +3,6 @@ and the rules in effect on each partition (`rules preview`, `redis rebuild|check
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import click
@@ -66,13 +65,7 @@ def read_tables(broker: str, app_id: str, rules_path: str | None, desc: str = "r
     from state.changelog import read_clocks, read_customers
 
     startup = startup_rules(rules_path)
-    bar = tqdm(desc=desc, unit="msg", disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    progress = ReadProgress(desc)
     ends: dict[int, int] = {}
     try:
         customers = read_customers(broker, app_id, progress, ends)
@@ -82,10 +75,20 @@ def read_tables(broker: str, app_id: str, rules_path: str | None, desc: str = "r
     except Exception as exc:  # noqa: BLE001 - Kafka errors: one line, no traceback
         raise click.ClickException(f"cannot read the tables from Kafka at {broker}: {exc}") from None
     finally:
-        bar.close()
+        progress.close()
     return Tables(customers, clocks, startup, ends)
 
 
-def progress_bar(total: int, desc: str) -> Callable[[int], None]:
-    bar = tqdm(total=total, desc=desc, unit="customer", disable=None)
-    return bar.update
+class ReadProgress:
+    """A progress bar fed by the changelog readers' `on_progress(done, total)` callback."""
+
+    def __init__(self, desc: str) -> None:
+        self.bar = tqdm(desc=desc, unit="msg", disable=None)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
