@@ -123,14 +123,12 @@ def check(
 
 def _load(broker: str, app_id: str, rules_path: str | None, ends=None):  # type: ignore[no-untyped-def]
     """An engine that renders records under each partition's rules in effect, and the customers."""
-    from segmenter.engine import Engine
 
     tables = read_tables(broker, app_id, rules_path)
     if ends is not None:
         ends.update(tables.ends)
     customers = {cid: state for cid, state in tables.customers.items() if state.as_of is not None}
-    clocks = {str(partition): clock for partition, clock in tables.clocks.items()}
-    return Engine(tables.startup, {}, clocks), customers
+    return tables.engine, customers
 
 
 async def _rebuild(engine, customers, redis_url, prefix, app_id, ends) -> int:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@ and the rules in effect on each partition (`rules preview`, `redis rebuild|check
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import click
@@ -10,7 +11,8 @@ from tqdm import tqdm
 
 from segmenter.clock import PartitionClock
 from segmenter.customer import CustomerState
-from segmenter.rules import RulesError, RuleSet, default_rules, load_rules, parse_rules
+from segmenter.engine import Engine
+from segmenter.rules import RulesError, RuleSet, default_rules, load_rules
 
 app_id_option = click.option(
     "--app-id",
@@ -41,7 +43,11 @@ class Tables:
     clocks: dict[int, PartitionClock]
     startup: RuleSet
     ends: dict[int, int] = field(default_factory=dict)  # customers changelog end offset per partition
-    _parsed: dict[str, RuleSet] = field(default_factory=dict)
+
+    @functools.cached_property
+    def engine(self) -> Engine:
+        """An engine over these clocks: it knows each partition's rules in effect and renders records."""
+        return Engine(self.startup, {}, {str(p): clock for p, clock in self.clocks.items()})
 
     def watermark_day_of(self, partition: int) -> int | None:
         clock = self.clocks.get(partition)
@@ -49,15 +55,7 @@ class Tables:
 
     def rules_of(self, partition: int) -> RuleSet:
         """The rules in effect on `partition`: its last `rules` record's, else the start-up rules."""
-        clock = self.clocks.get(partition)
-        if clock is None or clock.rules_text is None or clock.rules_version is None:
-            return self.startup
-        rules = self._parsed.get(clock.rules_version)
-        if rules is None:
-            rules = self._parsed[clock.rules_version] = parse_rules(
-                clock.rules_text, "rules record", files=clock.rules_files or {}
-            )
-        return rules
+        return self.engine.rules_for(partition)
 
 
 def read_tables(broker: str, app_id: str, rules_path: str | None, desc: str = "reading tables") -> Tables:
