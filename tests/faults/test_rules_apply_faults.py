@@ -57,6 +57,7 @@ from tests.faults.harness import (
     wait_for,
 )
 from tests.integration.pipeline_helpers import redis_state, wait_until_quiet
+from tests.integration.test_rules_lifecycle import RULES_B, classify_b
 from tests.integration.workerproc import Names, WorkerProcess
 from tests.oracle import eventgen, model
 
@@ -68,50 +69,7 @@ START, DAYS = "2025-01-01", 420
 PRODUCE_SECONDS = env_float("FAULTS_RULES_PRODUCE_SECONDS", 40)
 WORKERS = ("w1", "w2")
 B_DIMENSIONS = ("lifecycle", "value", "spend")
-RULES_B = """\
-version: 1
-windows: {value_days: 365, engagement_days: 30}
-dimensions:
-  lifecycle:
-    - {tier: prospect, when: "lifetime_purchases == 0"}
-    - {tier: churned,  when: "recency_days >= 150"}
-    - {tier: at_risk,  when: "recency_days >= 60"}
-    - {tier: new,      when: "tenure_days < 30"}
-    - {tier: active,   when: "true"}
-  value:
-    - {tier: none,     when: "lifetime_purchases == 0"}
-    - {tier: vip,      when: "monetary >= 500"}
-    - {tier: high,     when: "monetary >= 200"}
-    - {tier: low,      when: "true"}
-  spend:
-    - {tier: big,      when: "lifetime_monetary >= 300"}
-    - {tier: small,    when: "true"}
-"""
 WATERMARK = re.compile(r'^segmenter_watermark_timestamp_seconds\{partition="(\d+)"\}', re.M)
-
-
-def classify_b(f: model.Features) -> dict[str, str]:
-    """RULES_B as plain Python (independent of the rules engine)."""
-    if f.lifetime_purchases == 0:
-        lifecycle = "prospect"
-    elif f.recency_days is not None and f.recency_days >= 150:
-        lifecycle = "churned"
-    elif f.recency_days is not None and f.recency_days >= 60:
-        lifecycle = "at_risk"
-    elif f.tenure_days is not None and f.tenure_days < 30:
-        lifecycle = "new"
-    else:
-        lifecycle = "active"
-    if f.lifetime_purchases == 0:
-        value = "none"
-    elif f.monetary_cents >= 50_000:
-        value = "vip"
-    elif f.monetary_cents >= 20_000:
-        value = "high"
-    else:
-        value = "low"
-    spend = "big" if Fraction(f.lifetime_monetary_cents, 100) >= 300 else "small"
-    return {"lifecycle": lifecycle, "value": value, "spend": spend}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
