@@ -20,7 +20,8 @@ A run: a fresh `Engine(rules, {}, {}, autoflush=False)` with empty tables, all r
 worker does, not timed); the watermark moves day by day through the year, so time-driven transitions (and,
 for B, window expiries) fire as in production. Runs are interleaved A B A B ... (`--repeat` pairs) so that a
 noisy machine hurts both alike; reported: events/s per variant (median of the runs), the B/A throughput ratio
-(median of the per-pair ratios; the issue asks >= 0.7), and the state per customer after the last run of
+(median of the per-pair ratios; the issue asks >= 0.7; also in CPU time of the process, which a busy shared
+machine disturbs less than wall time), and the state per customer after the last run of
 each variant (`state.codec.encode_customer`, msgpack, bytes: mean, median, p95, max).
 """
 
@@ -167,13 +168,14 @@ def one_run(variant: str, inputs: list[Any], n_run: int) -> tuple[dict[str, Any]
     clocks: dict[str, Any] = {}
     engine = Engine(rules, table, clocks, autoflush=False)
     gc.collect()
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     transitions = 0
     applied = 0
     for chunk in iter_chunks(inputs, BATCH):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = engine.process(chunk)
         seconds += time.perf_counter() - t0
+        cpu_seconds += time.process_time() - c0
         transitions += len(result.transitions)
         applied += sum(n for (_, outcome), n in result.outcomes.items() if outcome == "applied")
         table.update(result.customers)
@@ -185,13 +187,16 @@ def one_run(variant: str, inputs: list[Any], n_run: int) -> tuple[dict[str, Any]
         "applied": applied,
         "seconds": seconds,
         "rate": len(inputs) / seconds,
+        "cpu_seconds": cpu_seconds,
+        "cpu_rate": len(inputs) / cpu_seconds,
         "us_per_event": seconds / len(inputs) * 1e6,
         "transitions": transitions,
         "customers": len(table),
     }
     log(
         f"run {n_run} {variant}: {run['rate']:,.0f} events/s ({run['us_per_event']:.0f} µs/event, "
-        f"{seconds:.1f} s), {transitions:,} tier changes, {applied:,} applied"
+        f"{seconds:.1f} s; {run['cpu_rate']:,.0f} events per CPU-second), {transitions:,} tier changes, "
+        f"{applied:,} applied"
     )
     return run, table
 
@@ -257,12 +262,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["state_bytes"] = sizes
     rates = {v: [r["rate"] for r in runs if r["variant"] == v] for v in ("builtin", "custom")}
     ratios = [b / a for a, b in zip(rates["builtin"], rates["custom"], strict=True)]
+    cpu = {v: [r["cpu_rate"] for r in runs if r["variant"] == v] for v in ("builtin", "custom")}
+    cpu_ratios = [b / a for a, b in zip(cpu["builtin"], cpu["custom"], strict=True)]
     result["summary"] = {
         "builtin_rate": median(rates["builtin"]),
         "custom_rate": median(rates["custom"]),
         "ratio": median(ratios),
         "ratios": ratios,
         "ratio_of_medians": median(rates["custom"]) / median(rates["builtin"]),
+        "cpu_ratio": median(cpu_ratios),
+        "cpu_ratios": cpu_ratios,
         "state_ratio": sizes["custom"]["mean"] / sizes["builtin"]["mean"] if sizes else None,
         "state_ratio_without_emitted": (
             sizes["custom"]["without_emitted"]["mean"] / sizes["builtin"]["without_emitted"]["mean"]
@@ -327,7 +336,8 @@ def render(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"**Throughput ratio B/A: {s['ratio']:.2f}** (median of the per-pair ratios "
-        f"{runs_cell(s['ratios'], 2)}; ratio of the medians {s['ratio_of_medians']:.2f}); "
+        f"{runs_cell(s['ratios'], 2)}; ratio of the medians {s['ratio_of_medians']:.2f}; in CPU time "
+        f"{s['cpu_ratio']:.2f}: {runs_cell(s['cpu_ratios'], 2)}); "
         f"state B/A: {fmt(s['state_ratio'], 2)}× ({fmt(s['state_ratio_without_emitted'], 2)}× without "
         "`emitted`, the last batch's tier-change bodies).",
     ]

@@ -90,6 +90,12 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     t_days: list[int] = msgspec.field(default_factory=list)
     t_names: list[str] = msgspec.field(default_factory=list)
     t_count: list[int] = msgspec.field(default_factory=list)
+    # The custom features' last values (`segmenter.derived.CustomValues`): per feature of the interaction
+    # (t_) and purchase (c_) buckets, (value, first day, end day) for the days it holds on; emptied when the
+    # buckets change; `custom_key` names the feature definitions they were computed for.
+    custom_key: int = 0
+    t_values: list[int] = msgspec.field(default_factory=list)
+    c_values: list[int] = msgspec.field(default_factory=list)
 
     def attribute_values(self) -> dict[str, str | int | float | bool]:
         """The present attributes, as conditions read them (`attr.NAME` keys)."""
@@ -102,7 +108,8 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     def attributes_json(self) -> dict[str, str | int | float | bool]:
         """The present attributes by name (tier-change `attributes`)."""
         return {
-            name: attribute.value for name, attribute in sorted(self.attributes.items())
+            name: attribute.value
+            for name, attribute in sorted(self.attributes.items())
             if attribute.value is not None
         }
 
@@ -167,7 +174,9 @@ def apply_event(
 def _add_detail(state: CustomerState, event: Event) -> None:
     if event.is_interaction:
         _add_named(state.t_days, state.t_names, (state.t_count,), event.day, event.type, (1,))
+        state.t_values.clear()
     else:
+        state.c_values.clear()
         amounts = (1, event.amount_cents, 0) if event.is_purchase else (0, 0, event.amount_cents)
         columns = (state.c_count, state.c_cents, state.c_refunds)
         _add_named(state.c_days, state.c_names, columns, event.day, event.category or "", amounts)
@@ -200,9 +209,11 @@ def prune_details(state: CustomerState, keep_from_day: int) -> None:
     if cut:
         del state.c_days[:cut], state.c_names[:cut], state.c_count[:cut]
         del state.c_cents[:cut], state.c_refunds[:cut]
+        state.c_values.clear()
     cut = bisect_left(state.t_days, keep_from_day)
     if cut:
         del state.t_days[:cut], state.t_names[:cut], state.t_count[:cut]
+        state.t_values.clear()
 
 
 def _apply_profile(

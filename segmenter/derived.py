@@ -10,6 +10,8 @@ customer is evaluated.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from segmenter.predictive.model import Model
 
 PREDICTIVE = ("p_alive", "expected_purchases", "predicted_clv")
+_ORDERING = frozenset({operator.lt, operator.le, operator.gt, operator.ge})
 
 
 def custom_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
@@ -62,6 +65,58 @@ def custom_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
     return max(0, sum(cents[i] - refunds[i] for i in range(start, end) if names[i] in categories))
 
 
+_FOREVER = 1 << 40  # an end day no evaluation reaches: the value holds until the buckets change
+
+
+class CustomValues:
+    """The custom features' values at a day, reusing the last ones while they still hold.
+
+    A value computed at day D holds on every later day until a bucket leaves its window (the first bucket
+    in it, plus the window's length) or enters it (a bucket after D, which no evaluation leaves behind),
+    provided the buckets stay as they were: any change empties the cache of that bucket list. Half of the
+    evaluations of a customer find most of its values still valid (an interaction leaves the purchase
+    features alone, a 365-day window rarely loses a bucket).
+    """
+
+    def __init__(self, features: tuple[CustomFeature, ...]) -> None:
+        self.interaction_features = tuple(f for f in features if f.kind == COUNT_INTERACTIONS)
+        self.purchase_features = tuple(f for f in features if f.kind != COUNT_INTERACTIONS)
+        digest = hashlib.blake2b(repr([f.canonical() for f in features]).encode(), digest_size=7)
+        self.key = int.from_bytes(digest.digest(), "big") | 1  # never the default 0
+
+    def values(self, state: CustomerState, day: int, into: dict[str, Any]) -> None:
+        if state.custom_key != self.key:
+            state.custom_key = self.key
+            state.t_values.clear()
+            state.c_values.clear()
+        _fill(self.interaction_features, state, day, state.t_values, state.t_days, into)
+        _fill(self.purchase_features, state, day, state.c_values, state.c_days, into)
+
+
+def _fill(
+    features: tuple[CustomFeature, ...],
+    state: CustomerState,
+    day: int,
+    cache: list[int],
+    days: list[int],
+    into: dict[str, Any],
+) -> None:
+    if len(cache) != 3 * len(features):
+        cache[:] = [0, 1, 0] * len(features)  # first day 1 > end day 0: holds on no day
+    for index, feature in enumerate(features):
+        at = 3 * index
+        if cache[at + 1] <= day < cache[at + 2]:
+            into[feature.name] = cache[at]
+            continue
+        value = custom_value(feature, state, day)
+        start = bisect_left(days, day - feature.days + 1)
+        end = _FOREVER if start == len(days) else days[start] + feature.days
+        if days and days[-1] > day:
+            end = min(end, days[bisect_right(days, day)])
+        cache[at], cache[at + 1], cache[at + 2] = value, day, end
+        into[feature.name] = value
+
+
 def _model_of(rules: RuleSet) -> Model | None:
     """The model of a rules file that names one. numpy/scipy are imported only then: every command loads
     the engine, and they cost seconds to import."""
@@ -84,6 +139,7 @@ class Derived:
 
     def __init__(self, rules: RuleSet) -> None:
         self.custom = rules.custom_features
+        self._values = CustomValues(self.custom)
         self.model = _model_of(rules)
         self.horizon = rules.model.horizon_days if rules.model is not None else 0
         self.history_days = rules.history_days
@@ -111,7 +167,9 @@ class Derived:
 
     def values(self, state: CustomerState, day: int) -> dict[str, Any]:
         """Feature name -> value at `day` (money in cents, predictive unrounded; null without purchases)."""
-        values: dict[str, Any] = {f.name: custom_value(f, state, day) for f in self.custom}
+        values: dict[str, Any] = {}
+        if self.custom:
+            self._values.values(state, day, values)
         if self.model is not None:
             from segmenter.predictive.features import predictive_features
             from segmenter.predictive.summary import summary_at
@@ -150,8 +208,11 @@ class Derived:
 
     def _custom_flip(self, state: CustomerState, after: int, stop: int | None) -> int | None:
         """Per feature, walk its buckets' expiry days in order (they are in day order already) with a
-        running value, and stop at the first day a comparison on it flips or at the best day found."""
+        running value, and stop at the first day a comparison on it flips or at the best day found; skip
+        the features whose current value settles that no comparison on them can flip."""
         best: int | None = None
+        values: dict[str, Any] = {}
+        self._values.values(state, after, values)  # usually cached by the evaluation at `after`
         for feature, checks in self._checks_by_feature:
             bound = best if stop is None or (best is not None and best < stop) else stop
             # Most calls end here: nothing in the window leaves it before the bound.
@@ -159,10 +220,77 @@ class Derived:
             start = bisect_right(days, after - feature.days)
             if start == len(days) or (bound is not None and days[start] + feature.days >= bound):
                 continue
-            day = _feature_flip(feature, checks, state, after, bound)
+            value = values[feature.name]
+            refunds = sum(state.c_refunds[start:]) if feature.kind == SUM_PURCHASES else 0
+            if _settled(checks, value, value + refunds):
+                continue
+            if refunds or feature.kind == DISTINCT_CATEGORIES:
+                day = _feature_flip(feature, checks, state, after, bound)
+            else:
+                day = _falling_flip(feature, checks, state, after, start, value, bound)
             if day is not None and (best is None or day < best):
                 best = day
         return best
+
+
+def _settled(checks: tuple[tuple[Callable[[Any, Any], bool], Any], ...], value: int, upper: int) -> bool:
+    """No check on a feature can flip before the next event, known from its current `value` alone.
+
+    As buckets leave the window a count or a distinct count only falls, to 0 once all have left: its future
+    values lie in `[0, value]`. A net sum can also rise, when a refund leaves the window, but by no more than
+    the refunds in it: `[0, upper]`, `upper` = value + refunds. A check whose truth is the same on that whole
+    range cannot flip (a comparison's truth is monotone in the value; an equality only flips if its number
+    is in the range).
+    """
+    if upper == 0:
+        return True
+    for compare, limit in checks:
+        if compare in _ORDERING:
+            if compare(0, limit) != compare(upper, limit):
+                return False
+        elif 0 <= limit <= upper:
+            return False
+    return True
+
+
+def _falling_flip(
+    feature: CustomFeature,
+    checks: tuple[tuple[Callable[[Any, Any], bool], Any], ...],
+    state: CustomerState,
+    after: int,
+    start: int,
+    value: int,
+    stop: int | None,
+) -> int | None:
+    """`_feature_flip` for a count, or a net sum without refunds in its window: its value (known) only falls
+    as buckets leave, so walking the expiries from the oldest needs no pass over the rest of the window."""
+    window = feature.days
+    if feature.kind == COUNT_INTERACTIONS:
+        days, names, amounts = state.t_days, state.t_names, state.t_count
+    else:
+        days, names = state.c_days, state.c_names
+        amounts = state.c_cents if feature.kind == SUM_PURCHASES else state.c_count
+    wanted = _filter(feature)
+    now = tuple(compare(value, limit) for compare, limit in checks)
+    index, end = start, len(days) if days[-1] <= after else bisect_right(days, after)
+    while index < end:
+        day = days[index] + window
+        if stop is not None and day >= stop:
+            return None
+        while index < end and days[index] + window == day:
+            if wanted is None or names[index] in wanted:
+                value -= amounts[index]
+            index += 1
+        if tuple(compare(value, limit) for compare, limit in checks) != now:
+            return day
+    return None
+
+
+def _filter(feature: CustomFeature) -> frozenset[str] | None:
+    """The names a feature counts (None: all)."""
+    if feature.kind == COUNT_INTERACTIONS:
+        return feature.types
+    return None if feature.kind == DISTINCT_CATEGORIES else feature.categories
 
 
 def _feature_flip(

@@ -575,12 +575,14 @@ class Engine:
         state.day = target
         self._finish(state, effects)
 
-    def _advance_customer(self, state: CustomerState, target: int, effects: Effects) -> None:
-        """Evaluate the customer at every day in (D_c, target] that changes a tier, then set D_c = target."""
+    def _advance_customer(self, state: CustomerState, target: int, effects: Effects) -> int | None:
+        """Evaluate the customer at every day in (D_c, target] that changes a tier, then set D_c = target.
+        Returns the first candidate day after `target` (valid until the customer's next event)."""
         assert state.day is not None
         context = self.context_for(state.partition)
         current = tuple(state.tiers.get(name) for name in context.dimensions)
-        for change in context.timeline.changes(state, state.day, current, until=target):
+        changes, next_due = context.timeline.advance(state, state.day, current, target)
+        for change in changes:
             self._record(
                 state,
                 change.day,
@@ -593,6 +595,7 @@ class Engine:
                 effects,
             )
         state.day = target
+        return next_due
 
     def _record(
         self,
@@ -666,9 +669,14 @@ class Engine:
     def _finish(self, state: CustomerState, effects: Effects) -> None:
         """Prune what no window needs any more, set the timer to the next candidate day, store the state."""
         assert state.as_of is not None and state.day is not None
-        self._touch(state)
         self._prune(state, state.as_of)
-        state.next_due = self.context_for(state.partition).timeline.first_candidate(state, state.day)
+        timeline = self.context_for(state.partition).timeline
+        self._store(state, timeline.first_candidate(state, state.day))
+
+    def _store(self, state: CustomerState, next_due: int | None) -> None:
+        """Set the customer's timer and keep the state for this batch's commit."""
+        self._touch(state)
+        state.next_due = next_due
         self.timers_for(state.partition).schedule(state.customer_id, state.next_due)
         self._dirty_customers[state.customer_id] = state
 
@@ -690,8 +698,11 @@ class Engine:
             state = self.customer(customer_id, partition)
             if state is None or state.partition != partition or state.day is None or state.day >= new_day:
                 continue
-            self._advance_customer(state, new_day, effects)
-            self._finish(state, effects)
+            next_due = self._advance_customer(state, new_day, effects)
+            # Pruning keeps every bucket of a window at D_c or later: the candidate after it stays valid.
+            assert state.as_of is not None
+            self._prune(state, state.as_of)
+            self._store(state, next_due)
 
     # ------------------------------------------------------------------ projection
     def record_fields(self, state: CustomerState) -> dict[str, str]:

@@ -10,7 +10,7 @@ change on a day where some comparison flips:
 - a window comparison can only flip on a day a bucket leaves the window; walking the buckets in expiry
   order with running totals finds the first expiry that flips one (most expiries flip nothing).
 
-`first_candidate` is the earliest such day: the customer's timer. `changes` walks them up to a day and
+`first_candidate` is the earliest such day: the customer's timer. `advance` walks them up to a day and
 evaluates the rules on each, which gives exactly the tiers of a day-by-day evaluation (a hypothesis test
 checks this against a brute force).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import operator
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
@@ -142,24 +142,21 @@ class Timeline:
             days, first, window, (counts,), lambda t: tuple(c(t[0], threshold) for _, c, threshold in checks)
         )
 
-    def changes(
-        self,
-        state: CustomerState,
-        after: int,
-        tiers: tuple[str | None, ...],
-        sums: WindowSums | None = None,
-        until: int | None = None,
-    ) -> Iterator[Change]:
-        """Yield, in day order, each day in (`after`, `until`] whose tiers differ from the previous day's."""
-        if sums is None:
-            sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
+    def advance(
+        self, state: CustomerState, after: int, tiers: tuple[str | None, ...], until: int
+    ) -> tuple[list[Change], int | None]:
+        """The days in (`after`, `until`] whose tiers differ from the previous day's, in day order; and the
+        first candidate day after `until` (the customer's next timer: the search for the next change ends
+        on it, so it costs nothing more)."""
+        sums = WindowSums(state, self.rules.value_days, self.rules.engagement_days)
         classify = self.rules.classify
+        changes: list[Change] = []
         current = tiers
         day = after
         while True:
             found = self.first_candidate(state, day)
-            if found is None or (until is not None and found > until):
-                return
+            if found is None or found > until:
+                return changes, found
             day = found
             features = sums.at(day)
             if self.derived.active:
@@ -167,7 +164,7 @@ class Timeline:
             new = classify(features)
             if new != current:
                 current = new
-                yield Change(day, new, features)
+                changes.append(Change(day, new, features))
 
 
 def _walk_flip(
