@@ -36,14 +36,17 @@ _ORDERING = frozenset({operator.lt, operator.le, operator.gt, operator.ge})
 
 def custom_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
     """The feature over the window `[day - days + 1, day]` of the detail buckets."""
+    days = state.t_days if feature.kind == COUNT_INTERACTIONS else state.c_days
     low = day - feature.days + 1
-    interactions = feature.kind == COUNT_INTERACTIONS
-    days = state.t_days if interactions else state.c_days
     if not days or days[-1] < low:
         return 0
-    start = bisect_left(days, low)
     end = len(days) if days[-1] <= day else bisect_right(days, day)  # usually no bucket after `day`
-    if interactions:
+    return _window_value(feature, state, bisect_left(days, low), end)
+
+
+def _window_value(feature: CustomFeature, state: CustomerState, start: int, end: int) -> int:
+    """The feature over the detail buckets `[start, end)` of its list."""
+    if feature.kind == COUNT_INTERACTIONS:
         if feature.types is None:
             return sum(state.t_count[start:end])
         types, names, counts = feature.types, state.t_names, state.t_count
@@ -65,56 +68,74 @@ def custom_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
     return max(0, sum(cents[i] - refunds[i] for i in range(start, end) if names[i] in categories))
 
 
-_FOREVER = 1 << 40  # an end day no evaluation reaches: the value holds until the buckets change
+_FOREVER = 1 << 40  # a day no evaluation reaches: nothing in the window, the values hold until an event
+_HEADER = 2  # a bucket list's cache: [first day, end day], then (value, first expiry) per feature
 
 
 class CustomValues:
     """The custom features' values at a day, reusing the last ones while they still hold.
 
-    A value computed at day D holds on every later day until a bucket leaves its window (the first bucket
-    in it, plus the window's length) or enters it (a bucket after D, which no evaluation leaves behind),
-    provided the buckets stay as they were: any change empties the cache of that bucket list. Half of the
-    evaluations of a customer find most of its values still valid (an interaction leaves the purchase
+    Values computed at day D hold on every later day until a bucket leaves a window (the first bucket in
+    it, plus the window's length) or enters one (a bucket after D, which no evaluation leaves behind),
+    provided the buckets stay as they were: any change empties the cache of that bucket list. Many
+    evaluations of a customer find the values of one list still valid (an interaction leaves the purchase
     features alone, a 365-day window rarely loses a bucket).
+
+    Per bucket list (`state.t_values`, `state.c_values`) the cache is `[first, end]` (the days on which its
+    values hold) followed by `(value, first expiry)` per feature of that list, `_FOREVER` for an empty
+    window: after `ensure(state, day)` a feature's first expiry is the first day after `day` a bucket leaves
+    its window.
     """
 
     def __init__(self, features: tuple[CustomFeature, ...]) -> None:
-        self.interaction_features = tuple(f for f in features if f.kind == COUNT_INTERACTIONS)
-        self.purchase_features = tuple(f for f in features if f.kind != COUNT_INTERACTIONS)
+        interactions = tuple(f for f in features if f.kind == COUNT_INTERACTIONS)
+        purchases = tuple(f for f in features if f.kind != COUNT_INTERACTIONS)
+        self._lists = tuple(
+            (is_t, group, tuple(f.name for f in group))
+            for is_t, group in ((True, interactions), (False, purchases))
+            if group
+        )
+        self.slots = {f.name: (True, _HEADER + 2 * i) for i, f in enumerate(interactions)}
+        self.slots.update({f.name: (False, _HEADER + 2 * i) for i, f in enumerate(purchases)})
         digest = hashlib.blake2b(repr([f.canonical() for f in features]).encode(), digest_size=7)
         self.key = int.from_bytes(digest.digest(), "big") | 1  # never the default 0
 
     def values(self, state: CustomerState, day: int, into: dict[str, Any]) -> None:
+        self.ensure(state, day)
+        for is_t, _, names in self._lists:
+            into.update(zip(names, (state.t_values if is_t else state.c_values)[_HEADER::2], strict=True))
+
+    def ensure(self, state: CustomerState, day: int) -> None:
+        """Make the caches hold on `day`."""
         if state.custom_key != self.key:
             state.custom_key = self.key
             state.t_values.clear()
             state.c_values.clear()
-        _fill(self.interaction_features, state, day, state.t_values, state.t_days, into)
-        _fill(self.purchase_features, state, day, state.c_values, state.c_days, into)
+        for is_t, features, _ in self._lists:
+            cache = state.t_values if is_t else state.c_values
+            if not cache or not cache[0] <= day < cache[1]:
+                _refill(features, state, day, cache, state.t_days if is_t else state.c_days)
 
 
-def _fill(
-    features: tuple[CustomFeature, ...],
-    state: CustomerState,
-    day: int,
-    cache: list[int],
-    days: list[int],
-    into: dict[str, Any],
+def _refill(
+    features: tuple[CustomFeature, ...], state: CustomerState, day: int, cache: list[int], days: list[int]
 ) -> None:
-    if len(cache) != 3 * len(features):
-        cache[:] = [0, 1, 0] * len(features)  # first day 1 > end day 0: holds on no day
-    for index, feature in enumerate(features):
-        at = 3 * index
-        if cache[at + 1] <= day < cache[at + 2]:
-            into[feature.name] = cache[at]
-            continue
-        value = custom_value(feature, state, day)
+    end = len(days)
+    holds_until = _FOREVER
+    if end and days[-1] > day:  # a bucket after `day` enters the windows on its day
+        end = bisect_right(days, day)
+        holds_until = days[end]
+    cache[:] = [day, 0]
+    for feature in features:
         start = bisect_left(days, day - feature.days + 1)
-        end = _FOREVER if start == len(days) else days[start] + feature.days
-        if days and days[-1] > day:
-            end = min(end, days[bisect_right(days, day)])
-        cache[at], cache[at + 1], cache[at + 2] = value, day, end
-        into[feature.name] = value
+        if start >= end:
+            cache += (0, _FOREVER)
+            continue
+        expiry = days[start] + feature.days
+        cache += (_window_value(feature, state, start, end), expiry)
+        if expiry < holds_until:
+            holds_until = expiry
+    cache[1] = holds_until
 
 
 def _model_of(rules: RuleSet) -> Model | None:
@@ -158,7 +179,7 @@ class Derived:
         for feature, compare, threshold in self._custom_checks:
             grouped.setdefault(feature.name, []).append((compare, threshold))
         self._checks_by_feature = tuple(
-            (custom_names[name], tuple(checks)) for name, checks in grouped.items()
+            (custom_names[name], tuple(checks), *self._values.slots[name]) for name, checks in grouped.items()
         )
 
     @property
@@ -211,25 +232,27 @@ class Derived:
         running value, and stop at the first day a comparison on it flips or at the best day found; skip
         the features whose current value settles that no comparison on them can flip."""
         best: int | None = None
-        values: dict[str, Any] = {}
-        self._values.values(state, after, values)  # usually cached by the evaluation at `after`
-        for feature, checks in self._checks_by_feature:
-            bound = best if stop is None or (best is not None and best < stop) else stop
-            # Most calls end here: nothing in the window leaves it before the bound.
-            days = state.t_days if feature.kind == COUNT_INTERACTIONS else state.c_days
-            start = bisect_right(days, after - feature.days)
-            if start == len(days) or (bound is not None and days[start] + feature.days >= bound):
+        bound = _FOREVER if stop is None else stop  # the best day so far, else `stop`
+        self._values.ensure(state, after)  # (usually cached by the evaluation at `after`)
+        t_values, c_values = state.t_values, state.c_values
+        for feature, checks, interactions, at in self._checks_by_feature:
+            cache = t_values if interactions else c_values
+            # Most features end here: nothing in the window leaves it before the bound (or at all).
+            if cache[at + 1] >= bound:
                 continue
-            value = values[feature.name]
-            refunds = sum(state.c_refunds[start:]) if feature.kind == SUM_PURCHASES else 0
+            value = cache[at]
+            refunds = 0
+            if feature.kind == SUM_PURCHASES:
+                refunds = sum(state.c_refunds[bisect_right(state.c_days, after - feature.days) :])
             if _settled(checks, value, value + refunds):
                 continue
             if refunds or feature.kind == DISTINCT_CATEGORIES:
                 day = _feature_flip(feature, checks, state, after, bound)
             else:
+                start = bisect_right(state.t_days if interactions else state.c_days, after - feature.days)
                 day = _falling_flip(feature, checks, state, after, start, value, bound)
-            if day is not None and (best is None or day < best):
-                best = day
+            if day is not None and day < bound:
+                best = bound = day
         return best
 
 

@@ -159,6 +159,8 @@ def render_feature(
 ) -> str | int | None:
     """JSON rendering: money (cents) as 2-place decimal strings, floats (predictive features) with 6
     places, counts and days as they are."""
+    if value.__class__ is int and name not in money:  # the common case: counts and days
+        return value
     if value is None:
         return None
     if isinstance(value, AvgOrderValue):  # purchase cents are never negative: round half up in integers
