@@ -34,16 +34,6 @@ PREDICTIVE = ("p_alive", "expected_purchases", "predicted_clv")
 _ORDERING = frozenset({operator.lt, operator.le, operator.gt, operator.ge})
 
 
-def custom_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
-    """The feature over the window `[day - days + 1, day]` of the detail buckets."""
-    days = state.t_days if feature.kind == COUNT_INTERACTIONS else state.c_days
-    low = day - feature.days + 1
-    if not days or days[-1] < low:
-        return 0
-    end = len(days) if days[-1] <= day else bisect_right(days, day)  # usually no bucket after `day`
-    return _window_value(feature, state, bisect_left(days, low), end)
-
-
 def _window_value(feature: CustomFeature, state: CustomerState, start: int, end: int) -> int:
     """The feature over the detail buckets `[start, end)` of its list."""
     if feature.kind == COUNT_INTERACTIONS:

@@ -12,10 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmenter.customer import DEFAULT_DEDUPE_HORIZON_MICROS, CustomerState, apply_event, prune_details
-from segmenter.derived import Derived, custom_value
+from segmenter.derived import Derived
 from segmenter.events import Kind, decode_event
 from segmenter.rules import parse_rules
-from segmenter.rules.model import OPERATOR_FUNCTIONS
+from segmenter.rules.model import (
+    COUNT_INTERACTIONS,
+    DISTINCT_CATEGORIES,
+    OPERATOR_FUNCTIONS,
+    SUM_PURCHASES,
+    CustomFeature,
+)
 from segmenter.timeutil import day_iso
 
 BASE = 20_000
@@ -79,8 +85,26 @@ def event(state: CustomerState, n: int, kind: str, day: int, label: int, units: 
     apply_event(state, decoded, DEFAULT_DEDUPE_HORIZON_MICROS, n, details=True)
 
 
+def brute_value(feature: CustomFeature, state: CustomerState, day: int) -> int:
+    """SPEC 11 read literally over the buckets of the window `[day - days + 1, day]`."""
+
+    def inside(bucket_day: int) -> bool:
+        return day - feature.days < bucket_day <= day
+
+    if feature.kind == COUNT_INTERACTIONS:
+        rows = zip(state.t_days, state.t_names, state.t_count, strict=True)
+        return sum(n for d, name, n in rows if inside(d) and (feature.types is None or name in feature.types))
+    rows = list(zip(state.c_days, state.c_names, state.c_count, state.c_cents, state.c_refunds, strict=True))
+    if feature.kind == DISTINCT_CATEGORIES:
+        return len({name for d, name, n, _, _ in rows if inside(d) and name and n > 0})
+    chosen = [r for r in rows if inside(r[0]) and (feature.categories is None or r[1] in feature.categories)]
+    if feature.kind == SUM_PURCHASES:
+        return max(0, sum(cents - refunds for _, _, _, cents, refunds in chosen))
+    return sum(n for _, _, n, _, _ in chosen)
+
+
 def brute_values(state: CustomerState, day: int) -> dict[str, int]:
-    return {feature.name: custom_value(feature, state, day) for feature in FEATURES}
+    return {feature.name: brute_value(feature, state, day) for feature in FEATURES}
 
 
 def brute_flip(state: CustomerState, after: int, stop: int | None) -> int | None:
