@@ -90,9 +90,9 @@ class CustomerState(msgspec.Struct, array_like=True, omit_defaults=True):
     t_days: list[int] = msgspec.field(default_factory=list)
     t_names: list[str] = msgspec.field(default_factory=list)
     t_count: list[int] = msgspec.field(default_factory=list)
-    # The custom features' last values (`segmenter.derived.CustomValues`): per feature of the interaction
-    # (t_) and purchase (c_) buckets, (value, first day, end day) for the days it holds on; emptied when the
-    # buckets change; `custom_key` names the feature definitions they were computed for.
+    # The custom features' last values (`segmenter.derived.CustomValues`), per bucket list (interactions
+    # t_, purchases c_): [first day, end day] on which they hold, then (value, first expiry) per feature;
+    # emptied when the list's buckets change; `custom_key` names the feature definitions they are for.
     custom_key: int = 0
     t_values: list[int] = msgspec.field(default_factory=list)
     c_values: list[int] = msgspec.field(default_factory=list)

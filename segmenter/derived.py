@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from segmenter.rules.model import (
     COUNT_PURCHASES,
     DISTINCT_CATEGORIES,
     OPERATOR_FUNCTIONS,
+    ORDERING_FUNCTIONS,
     SUM_PURCHASES,
     CustomFeature,
 )
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from segmenter.predictive.model import Model
 
 PREDICTIVE = ("p_alive", "expected_purchases", "predicted_clv")
-_ORDERING = frozenset({operator.lt, operator.le, operator.gt, operator.ge})
 
 
 def _window_value(feature: CustomFeature, state: CustomerState, start: int, end: int) -> int:
@@ -258,7 +257,7 @@ def _settled(checks: tuple[tuple[Callable[[Any, Any], bool], Any], ...], value: 
     if upper == 0:
         return True
     for compare, limit in checks:
-        if compare in _ORDERING:
+        if compare in ORDERING_FUNCTIONS:
             if compare(0, limit) != compare(upper, limit):
                 return False
         elif 0 <= limit <= upper:
@@ -278,11 +277,9 @@ def _falling_flip(
     """`_feature_flip` for a count, or a net sum without refunds in its window: its value (known) only falls
     as buckets leave, so walking the expiries from the oldest needs no pass over the rest of the window."""
     window = feature.days
-    if feature.kind == COUNT_INTERACTIONS:
-        days, names, amounts = state.t_days, state.t_names, state.t_count
-    else:
-        days, names = state.c_days, state.c_names
-        amounts = state.c_cents if feature.kind == SUM_PURCHASES else state.c_count
+    days, names, amounts = _columns(feature, state)
+    if feature.kind == SUM_PURCHASES:
+        amounts = state.c_cents
     wanted = _filter(feature)
     now = tuple(compare(value, limit) for compare, limit in checks)
     index, end = start, len(days) if days[-1] <= after else bisect_right(days, after)
@@ -299,6 +296,13 @@ def _falling_flip(
     return None
 
 
+def _columns(feature: CustomFeature, state: CustomerState) -> tuple[list[int], list[str], list[int]]:
+    """The detail buckets a feature reads: (days, names, counts), interactions' or purchases'."""
+    if feature.kind == COUNT_INTERACTIONS:
+        return state.t_days, state.t_names, state.t_count
+    return state.c_days, state.c_names, state.c_count
+
+
 def _filter(feature: CustomFeature) -> frozenset[str] | None:
     """The names a feature counts (None: all)."""
     if feature.kind == COUNT_INTERACTIONS:
@@ -313,13 +317,8 @@ def _feature_flip(
     after: int,
     stop: int | None,
 ) -> int | None:
-    if feature.kind == COUNT_INTERACTIONS:
-        days, names, amounts = state.t_days, state.t_names, state.t_count
-        wanted = feature.types
-    else:
-        days, names = state.c_days, state.c_names
-        wanted = None if feature.kind == DISTINCT_CATEGORIES else feature.categories
-        amounts = state.c_count
+    days, names, amounts = _columns(feature, state)
+    wanted = _filter(feature)
     start, end = bisect_right(days, after - feature.days), bisect_right(days, after)
     if start == end or (stop is not None and days[start] + feature.days >= stop):
         return None  # nothing in the window, or nothing leaves it before the earlier candidate

@@ -18,7 +18,6 @@ checks this against a brute force).
 from __future__ import annotations
 
 import math
-import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from itertools import accumulate
@@ -30,7 +29,7 @@ from segmenter.customer import CustomerState
 from segmenter.derived import Derived
 from segmenter.features import AvgOrderValue, Features, WindowSums
 from segmenter.rules import RuleSet
-from segmenter.rules.model import OPERATOR_FUNCTIONS
+from segmenter.rules.model import OPERATOR_FUNCTIONS, ORDERING_FUNCTIONS
 
 _DAY_FEATURES = ("recency_days", "tenure_days", "days_since_last_interaction")
 _VALUE_WINDOW_FEATURES = frozenset({"frequency", "monetary", "avg_order_value"})
@@ -72,7 +71,7 @@ class Timeline:
         # A bucket leaving a window matters only to rules that read a feature of that window.
         self._value_window = bool(self._value_checks)
         self._engagement_window = bool(self._engagement_checks)
-        ordering = {operator.lt, operator.le, operator.gt, operator.ge}
+        ordering = ORDERING_FUNCTIONS
         self._value_monotone = all(
             feature != "avg_order_value" and compare in ordering for feature, compare, _ in self._value_checks
         )

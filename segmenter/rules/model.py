@@ -481,6 +481,10 @@ OPERATOR_FUNCTIONS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+# The comparisons whose truth is monotone in the value.
+ORDERING_FUNCTIONS: frozenset[Callable[[Any, Any], bool]] = frozenset(
+    OPERATOR_FUNCTIONS[op] for op in ORDERING_OPERATORS
+)
 
 
 def _check(tier: Tier) -> _Check:
